@@ -1,0 +1,130 @@
+"""The ``datamix`` command: a thin layer that parses arguments, loads the config and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+from datamix import __version__
+from datamix.config import PIPELINES, load_config
+from datamix.data.store import MANIFEST, EmbeddingStore
+from datamix.run import RunDir, embed_stage, load_sources
+
+logger = logging.getLogger("datamix")
+
+
+def _run_dir(cfg, out: str | None) -> RunDir:
+    return RunDir(out if out is not None else Path("runs") / cfg.name)
+
+
+def cmd_run(args) -> int:
+    cfg = load_config(args.config)
+    try:
+        pipeline = importlib.import_module(f"pipelines.{cfg.pipeline}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"pipelines.{cfg.pipeline}":
+            raise
+        print(f"datamix: error: the {cfg.pipeline!r} pipeline is not available in datamix {__version__} yet",
+              file=sys.stderr)
+        return 2
+    run_dir = _run_dir(cfg, args.out)
+    metrics = pipeline.run(cfg, run_dir, progress=not args.quiet)
+    print(f"run directory: {run_dir.root}")
+    for name, s in metrics.get("embed", {}).items():
+        print(f"  embedded {name}: {s['n']} x {s['dim']} ({s['model']}, {s['samples_per_s']:.0f} samples/s)")
+    if metrics.get("stages_not_available"):
+        print(f"stages done: {', '.join(metrics['stages_done'])}; not available yet in datamix "
+              f"{__version__}: {', '.join(metrics['stages_not_available'])}")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    cfg = load_config(args.config)
+    run_dir = _run_dir(cfg, args.out)
+    sources, target = load_sources(cfg, run_dir)
+    everything = sources + ([target] if target is not None else [])
+    for name, s in embed_stage(cfg, run_dir, everything, progress=not args.quiet).items():
+        print(f"{name}: {s['n']} x {s['dim']} -> {run_dir.embeddings(name)}")
+    return 0
+
+
+def _describe_store(path: Path) -> None:
+    store = EmbeddingStore(path, allow_partial=True)
+    store.verify()
+    state = "complete" if store.complete else f"incomplete ({len(store)} of {store.n_total})"
+    print(f"store {path}: {len(store)} x {store.dim} float32, model {store.model}, "
+          f"{len(store.shards)} shards, {state}, checksums ok")
+
+
+def cmd_info(args) -> int:
+    if args.path is None:
+        import faiss
+        import torch
+
+        from datamix.data.bundled import SCENARIOS
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+        print(f"datamix {__version__} (python {sys.version.split()[0]})")
+        print(f"torch {torch.__version__}, CUDA device: {gpu}")
+        print(f"faiss {faiss.__version__}, GPUs visible to faiss: {faiss.get_num_gpus()}")
+        print(f"pipelines: {', '.join(PIPELINES)}")
+        for name, fn in SCENARIOS.items():
+            print(f"bundled scenario {name!r}: {fn.__doc__.splitlines()[0]}")
+        return 0
+    path = Path(args.path)
+    if path.is_file():
+        cfg = load_config(path)
+        print(f"{path}: valid {cfg.pipeline} config {cfg.name!r}")
+        print(cfg.to_yaml(), end="")
+    elif (path / MANIFEST).exists():
+        _describe_store(path)
+    elif (path / "config.yaml").exists():
+        print(f"run directory {path}")
+        for store in sorted((path / "embeddings").glob(f"*/{MANIFEST}")):
+            _describe_store(store.parent)
+        if (path / "metrics.json").exists():
+            print(json.dumps(json.loads((path / "metrics.json").read_text()), indent=2))
+    else:
+        print(f"datamix: error: {path} is not a config file, an embedding store or a run directory",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="datamix", description="Curate training data with data scaling laws.")
+    parser.add_argument("--version", action="version", version=f"datamix {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stage = argparse.ArgumentParser(add_help=False)
+    stage.add_argument("config", help="YAML run config")
+    stage.add_argument("--out", help="run directory (default: runs/<name>)")
+    stage.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub.add_parser("run", parents=[stage], help="run the pipeline a config names").set_defaults(func=cmd_run)
+    sub.add_parser("embed", parents=[stage], help="embed the config's sources into the run directory (resumes)"
+                   ).set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("info", help="describe this install, a config, a store or a run directory")
+    p.add_argument("path", nargs="?", help="config file, store folder or run directory")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"datamix: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

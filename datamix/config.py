@@ -1,0 +1,167 @@
+"""Run configuration: YAML (safe_load) validated into pydantic models once, at load time.
+
+Errors name the file, the key path and the bad value; an unknown key lists the allowed ones.
+Relative paths in a config are relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from datamix.data.sources import FORMATS, KINDS, check_name
+
+PIPELINES = ("curate", "purchase", "prune_eval")
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names file, key and value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    """One source read from local files or the HF hub."""
+
+    name: str
+    path: str | list[str] | None = None
+    hub: str | None = None
+    split: str = "train"
+    format: Literal[tuple(sorted(set(FORMATS.values())))] | None = None  # type: ignore[valid-type]
+    field: str = "text"
+    kind: Literal[KINDS] = "text"  # type: ignore[valid-type]
+    label: str | None = None
+    id: str | None = None
+    price: float | None = Field(default=None, ge=0)
+    offer_size: int | None = Field(default=None, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        return check_name(v)
+
+    @model_validator(mode="after")
+    def _one_origin(self):
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("give exactly one of 'path' (local files) or 'hub' (a dataset id)")
+        return self
+
+
+class DataConfig(_Strict):
+    """Either a bundled scenario, or sources plus a target set."""
+
+    bundled: str | None = None
+    options: dict = Field(default_factory=dict)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    target: SourceConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if self.bundled is None and not self.sources:
+            raise ValueError("give 'bundled' (a built-in scenario) or a list of 'sources'")
+        if self.bundled is not None and (self.sources or self.target):
+            raise ValueError("give 'bundled' or 'sources'/'target', not both")
+        if self.bundled is None and self.options:
+            raise ValueError("'options' apply to a bundled scenario only")
+        names = [s.name for s in self.sources] + ([self.target.name] if self.target else [])
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be unique, got {names}")
+        return self
+
+
+class EmbedConfig(_Strict):
+    model: str = "auto"
+    batch_size: int | None = Field(default=None, ge=1)
+    device: str = "auto"
+    shard_size: int = Field(default=4096, ge=1)
+    trust_remote_code: bool = False
+
+
+class RunConfig(_Strict):
+    """A whole run: which pipeline, on which data, with which stage settings."""
+
+    pipeline: Literal[PIPELINES] = "curate"  # type: ignore[valid-type]
+    name: str = "run"
+    seed: int = 0
+    engine: Literal["local", "ray"] = "local"
+    data: DataConfig
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        return check_name(v, "run name")
+
+    def resolve(self, path: str | list[str]) -> str | list[str]:
+        """Paths of a source relative to the config file's folder."""
+        if isinstance(path, list):
+            return [self.resolve(p) for p in path]
+        p = Path(path).expanduser()
+        return str(p if p.is_absolute() else self.base_dir / p)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the model reached by following ``loc`` (minus its last item) from ``model``."""
+    for key in loc[:-1]:
+        if isinstance(key, int) or model is None:
+            continue
+        field = model.model_fields.get(key)
+        ann = field.annotation if field else None
+        args = getattr(ann, "__args__", ()) or (ann,)
+        model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            for a in args:  # list[SourceConfig]
+                inner = getattr(a, "__args__", ())
+                model = next((i for i in inner if isinstance(i, type) and issubclass(i, BaseModel)), model)
+    return sorted(k for k, f in (model.model_fields.items() if model else []) if not f.exclude)
+
+
+def _format_errors(where: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(k) for k in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(RunConfig, loc)
+            lines.append(f"{where}: unknown key {key!r}; allowed keys here: {', '.join(allowed)}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+            lines.append(f"{where}: {key}: {msg}{got}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict, *, where: str = "<config>", base_dir: str | Path = ".") -> RunConfig:
+    """Validate a config mapping; ``where`` names it in errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys to values at the top level, "
+                          f"got {type(data).__name__}")
+    try:
+        return RunConfig(**data, base_dir=Path(base_dir))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(where, exc)) from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run config."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(data, where=str(path), base_dir=path.parent)
