@@ -136,9 +136,8 @@ class Source:
             raise ValueError(f"source {name!r}: format={fmt!r}, expected one of {sorted(set(FORMATS.values()))}")
         files = [str(p) for p in paths]
         cache = None if cache_dir is None else str(cache_dir)
-        if fmt in ("json", "csv"):
-            for p in paths:
-                check_utf8(p)
+        for p in paths:
+            _check_file(name, p, fmt)
         try:
             if fmt == "json":
                 ds = datasets.Dataset.from_json(files, cache_dir=cache)
@@ -148,8 +147,9 @@ class Source:
                 ds = datasets.Dataset.from_parquet(files, cache_dir=cache)
             else:
                 ds = _read_arrow(paths)
-        except (ValueError, OSError, TypeError) as exc:
-            raise ValueError(f"source {name!r}: could not read {fmt} file(s) {files}: {exc}") from exc
+        except (ValueError, OSError, TypeError, datasets.exceptions.DatasetGenerationError) as exc:
+            cause = exc.__cause__ or exc
+            raise ValueError(f"source {name!r}: could not read {fmt} file(s) {files}: {cause}") from exc
         origin = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} files)"
         return cls(name=name, dataset=ds, field=field, kind=kind, origin=origin, **options)
 
@@ -267,6 +267,22 @@ def _infer_format(name: str, paths: list[Path]) -> str:
     if len(fmts) > 1:
         raise ValueError(f"source {name!r}: files of several formats {sorted(fmts)}; give one format per source")
     return fmts.pop()
+
+
+def _check_file(name: str, path: Path, fmt: str) -> None:
+    """Fail early, with the file named, on an empty file or (json, csv) text that is not UTF-8."""
+    if path.is_dir():
+        return
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        empty = pq.ParquetFile(path).metadata.num_rows == 0
+    else:
+        empty = path.stat().st_size == 0
+    if empty:
+        raise ValueError(f"source {name!r} is empty: {path} has no rows")
+    if fmt in ("json", "csv"):
+        check_utf8(path)
 
 
 def _read_arrow(paths: list[Path]):

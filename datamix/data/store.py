@@ -202,6 +202,8 @@ class StoreWriter:
                 f.unlink()
             (self.path / MANIFEST).unlink(missing_ok=True)
         self.path.mkdir(parents=True, exist_ok=True)
+        for tmp in self.path.glob(".*.tmp"):  # left by a write that was killed
+            tmp.unlink()
 
     @property
     def n_shards(self) -> int:

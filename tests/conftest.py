@@ -1,0 +1,22 @@
+"""Shared fixtures. Tests never touch the network: the hub clients are put offline here."""
+
+import os
+
+for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[var] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The bundled all-MiniLM-L6-v2 text encoder, loaded once per test session."""
+    from datamix.embed import TextEncoder
+
+    return TextEncoder("minilm", device="cpu")
