@@ -45,7 +45,8 @@ class TextEncoder:
         cuda = self.device.startswith("cuda")
         self.name = MINILM if model in ("minilm", MINILM) else str(model)
         path = minilm_path() if self.name == MINILM else self.name
-        self.model = SentenceTransformer(path, device=self.device, trust_remote_code=trust_remote_code)
+        self.model = SentenceTransformer(path, device=self.device, trust_remote_code=trust_remote_code,
+                                         local_files_only=self.name == MINILM)
         if cuda:
             self.model.half()
         self.batch_size = int(batch_size or (512 if cuda else 64))
