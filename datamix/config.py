@@ -98,6 +98,13 @@ class RunConfig(_Strict):
     def _safe_name(cls, v: str) -> str:
         return check_name(v, "run name")
 
+    @field_validator("engine")
+    @classmethod
+    def _engine_built(cls, v: str) -> str:
+        if v != "local":
+            raise ValueError(f"engine {v!r} is not available in this version of datamix; use 'local'")
+        return v
+
     def resolve(self, path: str | list[str]) -> str | list[str]:
         """Paths of a source relative to the config file's folder."""
         if isinstance(path, list):

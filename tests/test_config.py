@@ -73,3 +73,8 @@ def test_yaml_is_loaded_safely(tmp_path):
     p = write(tmp_path, "data: !!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(p)
+
+
+def test_engines_not_built_yet_are_refused():
+    with pytest.raises(ConfigError, match="engine 'ray' is not available"):
+        parse_config({"engine": "ray", "data": {"bundled": "digits"}})
