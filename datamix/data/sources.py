@@ -103,7 +103,8 @@ class Source:
                 f"{where}: the revealed sample has {len(self.dataset)} rows, more than the "
                 f"offer_size={self.offer_size}; offer_size is the full size of the offer"
             )
-        object.__setattr__(self, "_ids", self._make_ids())
+        if self.id_field is not None:
+            object.__setattr__(self, "_ids", self._checked_ids())
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -191,7 +192,13 @@ class Source:
     @property
     def ids(self) -> np.ndarray:
         """Stable sample ids, shape (n_samples,), dtype str."""
-        return self._ids
+        return self.ids_between(0, len(self))
+
+    def ids_between(self, start: int, stop: int) -> np.ndarray:
+        """Ids of rows ``start:stop``; default ids are made on the fly, not held for the whole source."""
+        if self._ids is not None:
+            return self._ids[start:stop]
+        return np.array([f"{self.name}:{i}" for i in range(start, min(stop, len(self)))])
 
     @property
     def revealed(self) -> bool:
@@ -239,9 +246,7 @@ class Source:
             raise ValueError(f"source {self.name!r} ({self.origin}): rows {first.tolist()} hold NaN or inf")
         return X
 
-    def _make_ids(self) -> np.ndarray:
-        if self.id_field is None:
-            return np.array([f"{self.name}:{i}" for i in range(len(self))])
+    def _checked_ids(self) -> np.ndarray:
         ids = np.asarray([str(v) for v in self.dataset[self.id_field]])
         uniq, counts = np.unique(ids, return_counts=True)
         if (counts > 1).any():

@@ -132,20 +132,20 @@ def embed(source: Source, model="auto", *, store: str | os.PathLike, batch_size:
     writer = StoreWriter(store, model=encoder.name, n_total=len(source), shard_size=shard_size,
                          meta={"source": source.name, "kind": source.kind, "origin": source.origin},
                          overwrite=overwrite)
-    ids = source.ids
     skipped = 0
     with tqdm(total=len(source), unit="sample", unit_scale=True, desc=f"embed {source.name}",
               disable=not progress) as bar:
         for k in range(writer.n_shards):
             start, stop = writer.bounds(k)
             rows = read_rows(source, start, stop)
-            h = input_hash(ids[start:stop], rows)
+            ids = source.ids_between(start, stop)
+            h = input_hash(ids, rows)
             if writer.done(k, h):
                 skipped += 1
                 bar.total -= stop - start  # keep the rate about samples actually embedded
                 bar.refresh()
                 continue
-            writer.write(k, ids[start:stop], encoder.encode(rows), h)
+            writer.write(k, ids, encoder.encode(rows), h)
             bar.update(stop - start)
     if skipped:
         logger.info("%s: resumed, %d of %d shards were already done", store, skipped, writer.n_shards)
