@@ -166,3 +166,13 @@ def test_bad_ratios(ratios, match):
 def test_bad_size():
     with pytest.raises(ValueError, match="size=0"):
         sample_mixture(pools(), [0.5, 0.5], 0)
+
+
+def test_from_hub_reads_a_local_dataset_folder(tmp_path):
+    """``from_hub`` goes through ``datasets.load_dataset``; a folder of data files needs no network."""
+    folder = tmp_path / "hubdata"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    s = Source.from_hub("hub", str(folder), field="text", label_field="label", id_field="uid")
+    assert s.origin == f"hub:{folder}[train]" and len(s) == 7
+    np.testing.assert_array_equal(s.ids, [r["uid"] for r in ROWS])
