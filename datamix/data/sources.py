@@ -195,10 +195,14 @@ class Source:
         return self.ids_between(0, len(self))
 
     def ids_between(self, start: int, stop: int) -> np.ndarray:
-        """Ids of rows ``start:stop``; default ids are made on the fly, not held for the whole source."""
+        """Ids of rows ``start:stop``."""
+        return self.ids_of(np.arange(start, min(stop, len(self))))
+
+    def ids_of(self, rows: np.ndarray) -> np.ndarray:
+        """Ids of the given rows; default ids are made on the fly, not held for the whole source."""
         if self._ids is not None:
-            return self._ids[start:stop]
-        return np.array([f"{self.name}:{i}" for i in range(start, min(stop, len(self)))])
+            return self._ids[rows]
+        return np.array([f"{self.name}:{i}" for i in rows], dtype=str)
 
     @property
     def revealed(self) -> bool:
