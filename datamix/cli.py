@@ -12,7 +12,7 @@ from pathlib import Path
 from datamix import __version__
 from datamix.config import PIPELINES, load_config
 from datamix.data.store import MANIFEST, EmbeddingStore
-from datamix.run import RunDir, embed_stage, load_sources
+from datamix.run import RunDir, embed_stage, load_sources, score_stage
 
 logger = logging.getLogger("datamix")
 
@@ -49,6 +49,17 @@ def cmd_embed(args) -> int:
     everything = sources + ([target] if target is not None else [])
     for name, s in embed_stage(cfg, run_dir, everything, progress=not args.quiet).items():
         print(f"{name}: {s['n']} x {s['dim']} -> {run_dir.embeddings(name)}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    cfg = load_config(args.config)
+    run_dir = _run_dir(cfg, args.out)
+    sources, _ = load_sources(cfg, run_dir)
+    embed_stage(cfg, run_dir, sources, progress=not args.quiet)
+    for name, means in score_stage(cfg, run_dir, sources).items():
+        shown = ", ".join(f"{m} {v:.3g}" for m, v in means.items())
+        print(f"{name}: {run_dir.path('scores', name + '.parquet')} (means: {shown})")
     return 0
 
 
@@ -108,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", parents=[stage], help="run the pipeline a config names").set_defaults(func=cmd_run)
     sub.add_parser("embed", parents=[stage], help="embed the config's sources into the run directory (resumes)"
                    ).set_defaults(func=cmd_embed)
+    sub.add_parser("score", parents=[stage], help="score every sample with the config's pruning metrics "
+                   "(embeds first if needed)").set_defaults(func=cmd_score)
 
     p = sub.add_parser("info", help="describe this install, a config, a store or a run directory")
     p.add_argument("path", nargs="?", help="config file, store folder or run directory")

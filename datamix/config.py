@@ -82,6 +82,37 @@ class EmbedConfig(_Strict):
     trust_remote_code: bool = False
 
 
+class ScoreConfig(_Strict):
+    """Pruning metrics computed on the union of the sources (see datamix.prune.scoring)."""
+
+    metrics: list[Literal["prototypes", "density", "el2n", "grand", "forgetting", "margin"]] = Field(
+        default_factory=lambda: ["prototypes", "density", "el2n", "grand", "forgetting", "margin"])
+    n_clusters: int | None = Field(default=None, ge=1)
+    semdedup_eps: float | None = Field(default=None, gt=0, lt=2)
+    dynamics_model: Literal["linear", "mlp"] = "linear"
+    dynamics_epochs: int = Field(default=20, ge=1)
+    dynamics_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+
+
+class PruneEvalConfig(_Strict):
+    """Score pruning metrics: proxy trainings on kept subsets of the sources, tested on the target."""
+
+    fractions: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.4, 0.7, 1.0], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    keeps: list[Literal["easy", "hard", "ccs"]] = Field(default_factory=lambda: ["easy", "hard", "ccs"])
+    balance: Literal["none", "proportional", "equal"] = "none"
+    model: Literal["linear", "mlp"] = "linear"
+    epochs: int = Field(default=30, ge=1)
+
+    @field_validator("fractions")
+    @classmethod
+    def _in_unit_interval(cls, v: list[float]) -> list[float]:
+        bad = [f for f in v if not 0 < f <= 1]
+        if bad:
+            raise ValueError(f"fractions must be in (0, 1], got {bad}")
+        return sorted(set(v))
+
+
 class RunConfig(_Strict):
     """A whole run: which pipeline, on which data, with which stage settings."""
 
@@ -91,6 +122,8 @@ class RunConfig(_Strict):
     engine: Literal["local", "ray"] = "local"
     data: DataConfig
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    prune_eval: PruneEvalConfig = Field(default_factory=PruneEvalConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @field_validator("name")

@@ -10,9 +10,11 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+
 from datamix.config import ConfigError, RunConfig
 from datamix.data.sources import Source, check_name
-from datamix.io import write_json, write_text
+from datamix.io import atomic_write, write_json, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -81,4 +83,38 @@ def embed_stage(cfg: RunConfig, run: RunDir, sources: list[Source], *, progress:
         summary[s.name] = {"n": len(store), "dim": store.dim, "model": store.model,
                            "seconds": round(seconds, 3), "samples_per_s": round(len(store) / max(seconds, 1e-9), 1)}
         logger.info("embedded %s: %d x %d with %s in %.1f s", s.name, len(store), store.dim, store.model, seconds)
+    return summary
+
+
+def load_embeddings(run: RunDir, sources: list[Source]) -> dict:
+    """The embeddings of each source from the run's stores, float32 of shape (n_i, d)."""
+    from datamix.data.store import EmbeddingStore
+
+    out = {}
+    for s in sources:
+        store = EmbeddingStore(run.embeddings(s.name))
+        if len(store) != len(s) or not np.array_equal(store.ids, s.ids):
+            raise ValueError(f"embeddings at {run.embeddings(s.name)} do not match source {s.name!r} "
+                             "(different ids); rerun the embed stage")
+        out[s.name] = store.load()
+    return out
+
+
+def score_stage(cfg: RunConfig, run: RunDir, sources: list[Source]) -> dict:
+    """Score every source's samples (on their union) into ``run/scores/<name>.parquet``."""
+    from datamix.prune.scoring import score_sources
+
+    sc = cfg.score
+    t0 = time.perf_counter()
+    tables = score_sources(load_embeddings(run, sources), {s.name: s.labels for s in sources},
+                           metrics=sc.metrics, n_clusters=sc.n_clusters, semdedup_eps=sc.semdedup_eps,
+                           dynamics_model=sc.dynamics_model, dynamics_epochs=sc.dynamics_epochs,
+                           dynamics_seeds=sc.dynamics_seeds, seed=cfg.seed)
+    summary = {}
+    for s in sources:
+        table = tables[s.name]
+        table.insert(0, "id", s.ids)
+        atomic_write(run.path("scores", f"{s.name}.parquet"), lambda fh, t=table: t.to_parquet(fh, index=False))
+        summary[s.name] = {m: round(float(table[m].mean()), 6) for m in table.columns if m != "id"}
+    logger.info("scored %d sources in %.1f s", len(sources), time.perf_counter() - t0)
     return summary

@@ -41,9 +41,6 @@ def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
     cfg.write_text("data:\n  sources:\n    - {name: a, path: missing.jsonl}\n")
     assert main(["embed", str(cfg), "--out", str(tmp_path / "run")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
-    cfg.write_text("pipeline: purchase\ndata: {bundled: digits}\n")
-    assert main(["run", str(cfg), "--out", str(tmp_path / "run")]) == 2
-    assert "'purchase' pipeline is not available" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "nowhere")]) == 2
 
 
