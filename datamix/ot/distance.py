@@ -169,6 +169,23 @@ def _entropic(a, b, M, reg, nx, max_iter, tol):
     return value, plan, f, g, n_iter, converged
 
 
+def _tight_potentials(f, g, a, b, M, nx):
+    """Exact-OT duals with the potential of every zero-mass point set by the c-transform.
+
+    The network simplex only makes those potentials feasible, not tight; the c-transform
+    f_i = min_j (M_ij - g_j) over the supported points gives the value whose difference is the
+    derivative of the cost when mass moves to that point.
+    """
+    zero_a, zero_b = nx.to_numpy(a) == 0, nx.to_numpy(b) == 0
+    if zero_a.any() and not zero_b.all():
+        f = nx.where(nx.from_numpy(zero_a, type_as=f),
+                     nx.min(M[:, ~zero_b] - g[~zero_b][None, :], axis=1), f)
+    if zero_b.any() and not zero_a.all():
+        g = nx.where(nx.from_numpy(zero_b, type_as=g),
+                     nx.min(M[~zero_a].T - f[~zero_a][None, :], axis=1), g)
+    return f, g
+
+
 def _joint_cost(Xa, ia, Xb, ib, label_weight, nx, **label_options):
     """Ground cost ||x - x'||² + λ W(y, y'), shape (n_a, n_b), and W (None without labels)."""
     M = ot.dist(Xa, Xb)
@@ -236,11 +253,12 @@ def label_ot(Xa, ya, Xb, yb, *, reg: float | None = None, label_weight: float = 
     M, W = _joint_cost(Xa, ia, Xb, ib, **opts)
 
     if reg is None:
-        plan, log = ot.emd(a, b, M, log=True)
+        plan, log = ot.emd(a, b, M, numItermax=max(100_000, 50 * M.shape[0] * M.shape[1]), log=True)
         converged = log["result_code"] == 1
         if not converged:
             logger.warning("exact OT did not converge: %s", log["warning"])
-        return OTResult(float(log["cost"]), plan, (log["u"], log["v"]), W, classes_a, classes_b, 0, converged)
+        f, g = _tight_potentials(log["u"], log["v"], a, b, M, nx)
+        return OTResult(float(log["cost"]), plan, (f, g), W, classes_a, classes_b, 0, converged)
 
     value, plan, f, g, n_iter, converged = _entropic(a, b, M, reg, nx, max_iter, tol)
     self_a = _entropic(a, a, _joint_cost(Xa, ia, Xa, ia, **opts)[0], reg, nx, max_iter, tol)[0]

@@ -171,3 +171,22 @@ def test_bad_shapes(rng):
         label_ot(Xa, ya[:5], Xb, yb)
     with pytest.raises(ValueError, match="sources \\[1\\] have no points"):
         mixture_gradient(np.zeros(3), np.array([0, 0, 2]), np.ones(3) / 3)
+
+
+def test_exact_potentials_of_zero_weight_points_are_tight(rng):
+    """A source with weight 0 gets the c-transform potential, so its gradient is the real slope."""
+    X, y, src, Xv, yv = mixture(rng)
+    p = np.array([0.6, 0.4, 0.0])
+    res = label_ot(X, y, Xv, yv, wa=point_weights(p, src))
+    f = np.asarray(res.potentials[0])
+    g = np.asarray(res.potentials[1])
+    M, _ = _joint_cost(X, np.unique(y, return_inverse=True)[1], Xv, np.unique(yv, return_inverse=True)[1],
+                       1.0, ot.backend.NumpyBackend(), method="exact", max_class_size=2000)
+    zero = src == 2
+    np.testing.assert_allclose(f[zero], (M[zero] - g[None, :]).min(axis=1))
+    grad = mixture_gradient(f, src, p)
+    d = -p / (1 - p[2])
+    d[2] = 1.0
+    slope = (label_ot_distance(X, y, Xv, yv, wa=point_weights(p + 1e-4 * d, src)) -
+             label_ot_distance(X, y, Xv, yv, wa=point_weights(p, src))) / 1e-4
+    np.testing.assert_allclose(grad[2], slope, rtol=0.1)
