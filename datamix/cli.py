@@ -36,6 +36,12 @@ def cmd_run(args) -> int:
     print(f"run directory: {run_dir.root}")
     for name, s in metrics.get("embed", {}).items():
         print(f"  embedded {name}: {s['n']} x {s['dim']} ({s['model']}, {s['samples_per_s']:.0f} samples/s)")
+    plan = metrics.get("plan")
+    if plan:
+        print(f"  plan: buy {plan.get('buy')}, ratios {plan.get('ratios')}")
+        print(f"  predicted {plan.get('predicted')} (interval {plan.get('interval')})")
+    if metrics.get("verified"):
+        print(f"  measured: {metrics['verified']}")
     if metrics.get("stages_not_available"):
         print(f"stages done: {', '.join(metrics['stages_done'])}; not available yet in datamix "
               f"{__version__}: {', '.join(metrics['stages_not_available'])}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -113,6 +114,60 @@ class PruneEvalConfig(_Strict):
         return sorted(set(v))
 
 
+class PredictorConfig(_Strict):
+    """Options of the :class:`~datamix.predict.OTPredictor` (see its docstring)."""
+
+    form: Literal["split", "affine", "published", "complete"] = "split"
+    reg: float | None = Field(default=None, gt=0)
+    label_weight: float = Field(default=1.0, ge=0)
+    embedding: str | int | None = None
+    ot_mode: Literal["weighted", "sample"] = "weighted"
+    n_draws: int = Field(default=1, ge=1)
+    alpha: float | Literal["auto"] = "auto"
+    extrapolation: Literal["auto", "two_point", "power_law"] = "two_point"
+    n_bootstrap: int = Field(default=100, ge=2)
+
+
+class PurchaseConfig(_Strict):
+    """The ``purchase:`` section of a run config.
+
+    budget : money to spend; sources : names to consider (default: all); prices : per-sample
+    prices overriding the sources' own; sizes : training sizes measured on the revealed samples;
+    n_mixtures : mixtures measured at each size (every single source, the uniform mixture, then
+    random ones); seeds : training seeds per mixture; trainer : :class:`~datamix.proxy.runs.ProxyTrainer`
+    options; predictor : :class:`PredictorConfig`; level : coverage of the prediction interval;
+    max_iter : SLSQP iterations per start of the purchase search; verify : for bundled data, train on the
+    purchase to measure it.
+    """
+
+    budget: float = Field(gt=0)
+    sources: list[str] | None = None
+    prices: dict[str, float] = Field(default_factory=dict)
+    sizes: list[int] = Field(default_factory=lambda: [25, 50, 100, 200], min_length=1)
+    n_mixtures: int = Field(default=20, ge=3)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    trainer: dict = Field(default_factory=lambda: {"model": "logistic"})
+    predictor: PredictorConfig = Field(default_factory=PredictorConfig)
+    level: float = Field(default=0.9, gt=0, lt=1)
+    max_iter: int = Field(default=50, ge=1)
+    verify: bool = True
+
+    @field_validator("sizes")
+    @classmethod
+    def _positive_sizes(cls, v: list[int]) -> list[int]:
+        if any(n < 1 for n in v):
+            raise ValueError(f"sizes must be positive integers, got {v}")
+        return sorted(set(v))
+
+    @field_validator("prices")
+    @classmethod
+    def _nonnegative_prices(cls, v: dict) -> dict:
+        bad = {k: p for k, p in v.items() if not (np.isfinite(p) and p >= 0)}
+        if bad:
+            raise ValueError(f"prices must be finite and >= 0, got {bad}")
+        return v
+
+
 class RunConfig(_Strict):
     """A whole run: which pipeline, on which data, with which stage settings."""
 
@@ -124,12 +179,19 @@ class RunConfig(_Strict):
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     prune_eval: PruneEvalConfig = Field(default_factory=PruneEvalConfig)
+    purchase: PurchaseConfig | None = None
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
         return check_name(v, "run name")
+
+    @model_validator(mode="after")
+    def _pipeline_section(self):
+        if self.pipeline == "purchase" and self.purchase is None:
+            raise ValueError("pipeline 'purchase' needs a 'purchase:' section with at least a budget")
+        return self
 
     @field_validator("engine")
     @classmethod

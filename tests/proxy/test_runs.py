@@ -1,0 +1,115 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from datamix.data import Source
+from datamix.proxy.runs import MixtureRunner, ProxyTrainer, RunsTable, ratio_columns
+
+
+def make_sources(rng, n=60, d=4, labels=(0, 1, 2)):
+    out = []
+    for i, name in enumerate(["a", "b"]):
+        y = rng.choice(labels, n)
+        X = rng.normal(size=(n, d)) + np.eye(d)[y % d] * (3 - 2 * i)
+        out.append(Source.from_arrays(name, X, labels=y))
+    return out
+
+
+@pytest.fixture
+def setup(rng):
+    sources = make_sources(rng)
+    yt = rng.integers(0, 3, 40)
+    target = (rng.normal(size=(40, 4)) + np.eye(4)[yt] * 3, yt)
+    return sources, target
+
+
+def test_trainer_signature_and_validation():
+    assert ProxyTrainer(model="logistic", C=0.5).signature == "logistic(C=0.5,max_iter=1000)"
+    assert ProxyTrainer().signature != ProxyTrainer(epochs=5).signature
+    assert ProxyTrainer(device="cuda").signature == ProxyTrainer().signature  # device is not an outcome
+    with pytest.raises(ValueError, match="model"):
+        ProxyTrainer(model="svm")
+    with pytest.raises(ValueError, match="epochs"):
+        ProxyTrainer(epochs=0)
+    with pytest.raises(ValueError, match="unknown trainer option"):
+        ProxyTrainer.from_dict({"modle": "linear"})
+
+
+def test_table_round_trip_and_replace(tmp_path):
+    table = RunsTable(tmp_path / "runs.csv")
+    assert table.read().empty
+    rows = [{"run_id": "r1", "data_key": "k", "trainer": "t", "size": 10, "seed": 0, "p_a": 0.25, "p_b": 0.75,
+             "metric": 0.5, "metric_name": "accuracy", "loss": 1.0, "n_train": 10, "wall_s": 0.1, "created": "x"},
+            {"run_id": "r2", "data_key": "k", "trainer": "t", "size": 20, "seed": 1, "p_a": 1.0, "p_b": 0.0,
+             "metric": 0.7, "metric_name": "accuracy", "loss": 0.8, "n_train": 20, "wall_s": 0.2, "created": "x"}]
+    table.append(rows)
+    df = table.read()
+    assert list(df["run_id"]) == ["r1", "r2"]
+    np.testing.assert_allclose(df["p_a"], [0.25, 1.0])
+    table.append([{**rows[0], "metric": 0.55}])  # same run_id: replaced, not duplicated
+    df = table.read()
+    assert len(df) == 2 and df.set_index("run_id").loc["r1", "metric"] == 0.55
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]  # no temporary file left behind
+    (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(ValueError, match="lacks column"):
+        RunsTable(tmp_path / "bad.csv").read()
+
+
+def test_measurements_are_reused(setup, tmp_path, monkeypatch):
+    sources, target = setup
+    runner = MixtureRunner(sources, target, trainer=ProxyTrainer(model="logistic"), table=tmp_path / "runs.csv")
+    mixtures = [[1.0, 0.0], [0.5, 0.5]]
+    first = runner.measure_many(mixtures, [30, 50], seeds=[0, 1])
+    assert len(first) == 8 and not first["reused"].any()
+    assert set(ratio_columns(["a", "b"])) <= set(first.columns)
+    assert first["metric"].between(0, 1).all() and (first["wall_s"] > 0).all()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a stored run was trained again")
+
+    monkeypatch.setattr(ProxyTrainer, "train", refuse)
+    again = MixtureRunner(sources, target, trainer=ProxyTrainer(model="logistic"), table=tmp_path / "runs.csv")
+    second = again.measure_many(mixtures, [30, 50], seeds=[0, 1])
+    assert second["reused"].all()
+    pd.testing.assert_series_equal(first["metric"], second["metric"])
+    with pytest.raises(AssertionError, match="trained again"):  # another trainer: not reused
+        MixtureRunner(sources, target, trainer=ProxyTrainer(model="logistic", C=0.1),
+                      table=tmp_path / "runs.csv").measure(mixtures[0], 30)
+
+
+def test_deterministic_and_torch_trainer(setup):
+    sources, target = setup
+    runner = MixtureRunner(sources, target, trainer=ProxyTrainer(model="linear", epochs=5))
+    r1, r2 = runner.measure([0.3, 0.7], 40, seed=3), runner.measure([0.3, 0.7], 40, seed=3)
+    assert r1.run_id == r2.run_id and r1.metric == r2.metric and r1.loss == r2.loss
+    assert runner.run_id([0.3, 0.7], 40, 3) != runner.run_id([0.3, 0.7], 40, 4)
+
+
+def test_bad_input(setup, rng):
+    sources, target = setup
+    runner = MixtureRunner(sources, target)
+    with pytest.raises(ValueError, match="sum to 1"):
+        runner.measure([0.5, 0.6], 10)
+    with pytest.raises(ValueError, match="one per source"):
+        runner.measure([1.0], 10)
+    with pytest.raises(ValueError, match="positive"):
+        runner.measure_many([[1.0, 0.0]], [0])
+    with pytest.raises(ValueError, match="feature dimension"):
+        MixtureRunner(sources, (rng.normal(size=(5, 3)), np.zeros(5)))
+    unlabeled = Source.from_arrays("u", rng.normal(size=(5, 4)))
+    with pytest.raises(ValueError, match="no labels"):
+        MixtureRunner([unlabeled], target)
+    # a revealed sample larger than its offer is refused when the source is built
+    with pytest.raises(ValueError, match="more than the offer_size"):
+        Source.from_arrays("big", rng.normal(size=(5, 4)), labels=np.zeros(5), offer_size=3)
+
+
+def test_one_sample_source_and_disjoint_labels(rng):
+    # documented behaviour: a source with one sample is repeated; labels absent from training score 0
+    one = Source.from_arrays("one", rng.normal(size=(1, 3)), labels=[0])
+    other = Source.from_arrays("other", rng.normal(size=(20, 3)), labels=rng.integers(0, 2, 20))
+    target = (rng.normal(size=(10, 3)), np.full(10, 5))  # label 5 is in no source
+    run = MixtureRunner([one, other], target, trainer=ProxyTrainer(model="logistic")).measure([0.5, 0.5], 12)
+    assert run.metric == 0.0 and np.isfinite(run.loss)
+    solo = MixtureRunner([one], (rng.normal(size=(4, 3)), np.zeros(4)), trainer=ProxyTrainer(model="logistic"))
+    assert solo.measure([1.0], 5).metric == 1.0  # one class in training: predicts it everywhere
