@@ -1,0 +1,340 @@
+"""The estimator base shared by all laws: validation, multi-start fit, bootstrap intervals, score."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Mapping
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from ._fit import LOSSES, fit_multistart, internal_bounds, make_objective
+from ._validation import as_columns, as_target, as_weights, check_level, check_number
+
+logger = logging.getLogger(__name__)
+
+
+def relative_error(y_pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Absolute relative error ``|y_pred - y| / |y|``, elementwise."""
+    return np.abs(np.asarray(y_pred) - y) / np.abs(y)
+
+
+class Law(RegressorMixin, BaseEstimator):
+    """Base class of the scaling laws: a parametric ``y = f(X; theta)`` fitted by robust multi-start L-BFGS-B.
+
+    The fit minimises
+
+    .. math:: \\sum_i w_i\\, \\mathrm{huber}_\\delta\\big(\\log f(x_i;\\theta) - \\log y_i\\big)
+
+    over ``theta``, with positive (negative) parameters optimised as ``log theta`` (``log -theta``),
+    from a grid of starting points computed from the data; the lowest cost over all starts wins.
+
+    Parameters
+    ----------
+    loss : {"huber", "linear", "soft_l1", "cauchy", "arctan"}, default="huber"
+        Robust loss on the residuals (scipy's ``least_squares`` vocabulary).
+    f_scale : float, default=1e-3
+        Residual scale of the robust loss (Huber ``delta``), in log units when ``log_target``.
+    log_target : bool, default=True
+        Residuals ``log y_hat - log y`` (needs ``y > 0``); otherwise ``y_hat - y``.
+    bounds : dict or (lower, upper), default=None
+        Parameter bounds in natural units: a dict ``{name: (lo, hi)}`` overriding the defaults, or two
+        sequences in ``param_names`` order; ``np.inf`` means unbounded.
+    n_starts : int, default=None
+        Run L-BFGS-B from the ``n_starts`` best grid points (by cost); ``None`` runs all of them.
+    max_iter : int, default=1000
+        L-BFGS-B iterations per start.
+    tol : float, default=1e-12
+        L-BFGS-B ``ftol`` (``gtol = 1e3 * tol``).
+    n_bootstrap : int, default=100
+        Bootstrap refits behind :meth:`predict_interval`.
+    seed : int or numpy.random.Generator, default=0
+        Seed of the bootstrap resampling.
+
+    Attributes
+    ----------
+    params_ : dict of str to float
+        Fitted parameters by name.
+    result_ : scipy.optimize.OptimizeResult
+        Raw result of the best start.
+    converged_ : bool
+        Whether at least one start converged.
+    cost_ : float
+        Best objective (weighted mean robust loss in units of ``f_scale**2``).
+    n_iter_ : int
+        Iterations of the best start.
+    n_starts_ : int
+        L-BFGS-B runs performed.
+    n_features_in_ : int
+        Number of X columns.
+    """
+
+    #: X column names, in array order.
+    columns: tuple[str, ...] = ()
+    #: Allowed values of the X columns (see :func:`~datamix.laws._validation.as_columns`).
+    column_domain = "positive"
+
+    def __init__(
+        self, *, loss="huber", f_scale=1e-3, log_target=True, bounds=None, n_starts=None,
+        max_iter=1000, tol=1e-12, n_bootstrap=100, seed=0,
+    ):
+        self.loss = loss
+        self.f_scale = f_scale
+        self.log_target = log_target
+        self.bounds = bounds
+        self.n_starts = n_starts
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_bootstrap = n_bootstrap
+        self.seed = seed
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.target_tags.positive_only = bool(self.log_target)
+        tags.target_tags.required = True
+        # score() is the mean relative error (lower is better, the DESIGN contract), not sklearn's R^2.
+        tags.regressor_tags.poor_score = True
+        return tags
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _design(self, X, *, reset: bool):
+        """Validated numeric design ``Z`` for the model (default: the named columns as an array)."""
+        Z = as_columns(X, self._columns(), owner=type(self).__name__, domain=self.column_domain)
+        if reset:
+            self.n_features_in_ = Z.shape[1]
+        return Z
+
+    def _columns(self) -> tuple[str, ...]:
+        return self.columns
+
+    def _spec(self) -> list[tuple[str, str, tuple[float, float]]]:
+        """``[(name, transform, (lo, hi)), ...]``; transform is ``"log"``, ``"neglog"`` or ``"linear"``."""
+        raise NotImplementedError
+
+    def _model(self, theta: np.ndarray, Z, jac: bool):
+        """Predictions (n_samples,) and, if ``jac``, the Jacobian (n_samples, n_params) or ``None``."""
+        raise NotImplementedError
+
+    def _starts(self, Z, y: np.ndarray) -> np.ndarray:
+        """Grid of starting points (n_starts, n_params) in natural units, computed from the data."""
+        raise NotImplementedError
+
+    def _fixed(self) -> dict[str, float]:
+        """Parameters held fixed during the fit (name -> value)."""
+        return {}
+
+    def _validate_hyper(self) -> None:
+        """Extra hyper-parameter checks of a subclass."""
+
+    def _init_from_params(self, params: Mapping[str, float]) -> None:
+        """Set data-dependent structure (e.g. pool names) from parameter names, for :meth:`from_params`."""
+
+    @staticmethod
+    def _take(Z, idx: np.ndarray):
+        return Z[idx]
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def param_names(self) -> list[str]:
+        """Parameter names in internal order (needs the fitted structure)."""
+        return [name for name, _, _ in self._spec()]
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the law.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_columns)
+            See the class' ``columns``.
+        y : array-like of shape (n_samples,)
+            Target (a loss or an error rate; positive when ``log_target``).
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            On bad input or hyper-parameters, or fewer points than free parameters.
+        """
+        self._check_hyper()
+        Z = self._design(X, reset=True)
+        n = self._n_samples(Z)
+        y = as_target(y, n, log_target=self.log_target)
+        w = as_weights(sample_weight, n)
+        names, transforms, lower, upper = self._resolved_spec()
+        fixed = self._fixed()
+        free = np.array([name not in fixed for name in names])
+        n_eff = int(np.count_nonzero(w))
+        if n_eff < free.sum():
+            raise ValueError(
+                f"{type(self).__name__} has {free.sum()} free parameters but got n_samples={n_eff} "
+                f"points with non-zero weight; need at least {free.sum()}."
+            )
+        starts = np.array(self._starts(Z, y), dtype=float, ndmin=2)
+        for j, name in enumerate(names):
+            if name in fixed:
+                starts[:, j] = fixed[name]
+        outcome = self._optimize(Z, y, w, starts, free, transforms, lower, upper, self.n_starts)
+        if not outcome.converged:
+            warnings.warn(
+                f"{type(self).__name__}: no L-BFGS-B start converged (best of {outcome.n_starts}: "
+                f"{outcome.result.message!r}); params_ hold the best state. Increase max_iter "
+                f"(now {self.max_iter}) or tol (now {self.tol}).",
+                ConvergenceWarning, stacklevel=2,
+            )
+        self.params_ = {name: float(v) for name, v in zip(names, outcome.theta)}
+        self.result_ = outcome.result
+        self.converged_ = outcome.converged
+        self.cost_ = float(outcome.result.fun)
+        self.n_iter_ = int(outcome.result.nit)
+        self.n_starts_ = outcome.n_starts
+        self._train = (Z, y, w, free)
+        self._boot = None
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted target, shape (n_samples,)."""
+        check_is_fitted(self)
+        Z = self._design(X, reset=False)
+        return self._model(self._theta(), Z, False)[0]
+
+    def predict_interval(self, X, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile-bootstrap interval of the prediction.
+
+        The law is refitted ``n_bootstrap`` times on points resampled with replacement (seeded by
+        ``seed``, started from the fitted parameters); the refits are cached.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_columns)
+        level : float, default=0.9
+            Central coverage of the interval, in (0, 1).
+
+        Returns
+        -------
+        lo, hi : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        check_level(level)
+        if getattr(self, "_train", None) is None:
+            raise ValueError(f"predict_interval needs a {type(self).__name__} fitted with fit(), not from_params().")
+        Z = self._design(X, reset=False)
+        preds = np.array([self._model(t, Z, False)[0] for t in self._bootstrap_thetas()])
+        lo, hi = np.quantile(preds, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return lo, hi
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean absolute relative error ``mean |y_hat - y| / |y|`` (lower is better)."""
+        y_pred = self.predict(X)
+        y = as_target(y, y_pred.size, log_target=False)
+        return float(np.average(relative_error(y_pred, y), weights=as_weights(sample_weight, y.size)))
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, float], **hyper):
+        """A law with given parameters, ready to ``predict`` (no fit).
+
+        Parameters
+        ----------
+        params : mapping of str to float
+            All parameters, named as in ``params_``.
+        **hyper
+            Hyper-parameters of the class (e.g. ``form="reference"``).
+        """
+        law = cls(**hyper)
+        law._check_hyper()
+        law._init_from_params(params)
+        names = law.param_names
+        unknown = sorted(set(params) - set(names))
+        missing = [n for n in names if n not in params]
+        if unknown or missing:
+            raise ValueError(f"params for {cls.__name__}: missing {missing}, unknown {unknown}; expected {names}.")
+        law.params_ = {n: float(params[n]) for n in names}
+        law._train = None
+        return law
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _n_samples(Z) -> int:
+        return len(Z)
+
+    def _theta(self) -> np.ndarray:
+        return np.array([self.params_[n] for n in self.param_names])
+
+    def _check_hyper(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss={self.loss!r} is not supported; expected one of {LOSSES}.")
+        check_number(self.f_scale, "f_scale", low=0, low_open=True)
+        if not isinstance(self.log_target, (bool, np.bool_)):
+            raise ValueError(f"log_target must be True or False; got {self.log_target!r}.")
+        if self.n_starts is not None:
+            check_number(self.n_starts, "n_starts", low=1, integer=True)
+        check_number(self.max_iter, "max_iter", low=1, integer=True)
+        check_number(self.tol, "tol", low=0, low_open=True)
+        check_number(self.n_bootstrap, "n_bootstrap", low=2, integer=True)
+        if not (self.seed is None or isinstance(self.seed, (int, np.integer, np.random.Generator))):
+            raise ValueError(f"seed must be an int, a numpy Generator or None; got {self.seed!r}.")
+        self._validate_hyper()
+
+    def _resolved_spec(self):
+        spec = self._spec()
+        names = [s[0] for s in spec]
+        transforms = np.array([s[1] for s in spec])
+        lower = np.array([s[2][0] for s in spec], dtype=float)
+        upper = np.array([s[2][1] for s in spec], dtype=float)
+        if isinstance(self.bounds, Mapping):
+            unknown = sorted(set(self.bounds) - set(names))
+            if unknown:
+                raise ValueError(f"bounds has unknown parameter(s) {unknown}; parameters are {names}.")
+            for name, (lo, hi) in self.bounds.items():
+                lower[names.index(name)], upper[names.index(name)] = lo, hi
+        elif self.bounds is not None:
+            try:
+                lo, hi = (np.broadcast_to(np.asarray(b, dtype=float), (len(names),)) for b in self.bounds)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"bounds must be a dict {{name: (lo, hi)}} or (lower, upper) with {len(names)} "
+                    f"values each (parameters {names}); got {self.bounds!r}."
+                ) from None
+            lower, upper = lo.copy(), hi.copy()
+        sign_ok = np.where(transforms == "log", lower >= 0, np.where(transforms == "neglog", upper <= 0, True))
+        if np.any(lower > upper) or not np.all(sign_ok):
+            bad = [n for n, ok, lo, hi in zip(names, sign_ok, lower, upper) if not ok or lo > hi]
+            raise ValueError(f"bounds are empty or cross the sign constraint of parameter(s) {bad}.")
+        return names, transforms, lower, upper
+
+    def _optimize(self, Z, y, w, starts, free, transforms, lower, upper, n_starts):
+        theta0 = starts[0].copy()
+        objective = make_objective(
+            self._model, Z, y, w, transforms=transforms, free=free, theta_fixed=theta0,
+            loss=self.loss, f_scale=self.f_scale, log_target=self.log_target,
+        )
+        bounds = internal_bounds(lower[free], upper[free], transforms[free])
+        return fit_multistart(
+            objective, starts, transforms=transforms, free=free, bounds=bounds,
+            n_starts=n_starts, max_iter=self.max_iter, tol=self.tol,
+        )
+
+    def _bootstrap_thetas(self) -> np.ndarray:
+        if self._boot is None:
+            Z, y, w, free = self._train
+            names, transforms, lower, upper = self._resolved_spec()
+            rng = np.random.default_rng(self.seed)
+            theta = self._theta()[None, :]
+            n = y.size
+            out = []
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                for _ in range(self.n_bootstrap):
+                    idx = rng.integers(0, n, n)
+                    fit = self._optimize(self._take(Z, idx), y[idx], w[idx], theta, free, transforms, lower, upper, None)
+                    out.append(fit.theta)
+            self._boot = np.array(out)
+        return self._boot
