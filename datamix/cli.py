@@ -12,6 +12,7 @@ from pathlib import Path
 from datamix import __version__
 from datamix.config import PIPELINES, load_config
 from datamix.data.store import MANIFEST, EmbeddingStore
+from datamix.optimize import Plan
 from datamix.run import RunDir, embed_stage, load_sources, score_stage
 
 logger = logging.getLogger("datamix")
@@ -23,28 +24,23 @@ def _run_dir(cfg, out: str | None) -> RunDir:
 
 def cmd_run(args) -> int:
     cfg = load_config(args.config)
-    try:
-        pipeline = importlib.import_module(f"pipelines.{cfg.pipeline}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"pipelines.{cfg.pipeline}":
-            raise
-        print(f"datamix: error: the {cfg.pipeline!r} pipeline is not available in datamix {__version__} yet",
-              file=sys.stderr)
-        return 2
+    pipeline = importlib.import_module(f"pipelines.{cfg.pipeline}")
     run_dir = _run_dir(cfg, args.out)
     metrics = pipeline.run(cfg, run_dir, progress=not args.quiet)
     print(f"run directory: {run_dir.root}")
     for name, s in metrics.get("embed", {}).items():
         print(f"  embedded {name}: {s['n']} x {s['dim']} ({s['model']}, {s['samples_per_s']:.0f} samples/s)")
-    plan = metrics.get("plan")
-    if plan:
-        print(f"  plan: buy {plan.get('buy')}, ratios {plan.get('ratios')}")
-        print(f"  predicted {plan.get('predicted')} (interval {plan.get('interval')})")
-    if metrics.get("verified"):
-        print(f"  measured: {metrics['verified']}")
-    if metrics.get("stages_not_available"):
-        print(f"stages done: {', '.join(metrics['stages_done'])}; not available yet in datamix "
-              f"{__version__}: {', '.join(metrics['stages_not_available'])}")
+    if (run_dir.root / "plan.yaml").exists():
+        plan = Plan.from_yaml(run_dir.root / "plan.yaml")
+        shown = {k: round(v, 3) for k, v in plan.ratios.items() if v > 0}
+        print(f"  plan: ratios {shown}, keep {plan.keep_fractions or '-'}, buy {plan.buy or '-'}")
+        print(f"  predicted {plan.predicted:.4g} (interval {plan.interval[0]:.4g} .. {plan.interval[1]:.4g})")
+    for key in ("check", "verified"):
+        if metrics.get(key):
+            print(f"  measured ({key}): {json.dumps(metrics[key])}")
+    for name in ("report.html", "predicted_vs_measured.png", "prune_eval/metrics.png"):
+        if (run_dir.root / name).exists():
+            print(f"  see {run_dir.root / name}")
     return 0
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import math
+
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -168,6 +170,75 @@ class PurchaseConfig(_Strict):
         return v
 
 
+SCORE_METHODS = ("el2n", "prototype", "column", "random")
+
+
+class QualityConfig(_Strict):
+    """How sample quality is scored (higher = better).
+
+    method : ``el2n`` | ``prototype`` | ``column`` | ``random``; column : the data column holding
+    precomputed quality scores (``method: column``); epochs : proxy epochs for EL2N; seeds : EL2N
+    runs averaged; n_clusters : prototypes (default ~ sqrt(n)).
+    """
+
+    method: Literal[SCORE_METHODS] = "el2n"  # type: ignore[valid-type]
+    column: str | None = None
+    epochs: int = Field(default=10, ge=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    n_clusters: int | None = Field(default=None, ge=1)
+
+
+class CurateConfig(_Strict):
+    """The ``curate:`` section of a run config.
+
+    tokens : compute budget in samples seen (default: the sources' total, one pass over everything);
+    budget, prices : money budget and per-sample prices (default: the sources' own prices, used
+    only with a budget); sources : names to curate (default all); min_ratio, max_ratio, max_epochs :
+    constraints; filter : optimise keep-fractions of all sources (true), none (false) or those named;
+    score : :class:`QualityConfig`; buckets : quality levels per source; pools : ``nested`` (measure
+    the top 1/buckets, 2/buckets, ... of every source) or ``buckets`` (measure each disjoint quality
+    bucket, combined by the QQT mixture rule); passes : sizes of the pool runs as multiples of the
+    pool's size; seeds : training seeds per run; trainer :
+    :class:`~datamix.proxy.runs.ProxyTrainer` options; n_starts : optimizer starts; frontier : compute
+    budgets of the threshold curve, as multiples of ``tokens``; level : coverage of intervals;
+    n_bootstrap : law refits behind the intervals; floor_cap : the law's shared error floor ``d`` is
+    kept below this share of the smallest measured error (None: free) — on the digits runs a free
+    floor sat at the best single pool's error, so every mixture was predicted the same; verify,
+    verify_seeds : train on the plan and the baselines; format, shard_size : curated shards.
+    """
+
+    tokens: float | None = None
+    budget: float | None = Field(default=None, ge=0)
+    prices: dict[str, float] = Field(default_factory=dict)
+    sources: list[str] | None = None
+    min_ratio: float | dict[str, float] = 0.0
+    max_ratio: float | dict[str, float] | None = None
+    max_epochs: float | None = Field(default=None, gt=0)
+    filter: bool | list[str] = True
+    score: QualityConfig = Field(default_factory=QualityConfig)
+    buckets: int = Field(default=4, ge=1, le=20)
+    pools: Literal["nested", "buckets"] = "nested"
+    passes: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0], min_length=2)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
+    trainer: dict = Field(default_factory=lambda: {"model": "logistic"})
+    n_starts: int = Field(default=8, ge=1)
+    frontier: list[float] = Field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=1)
+    level: float = Field(default=0.9, gt=0, lt=1)
+    n_bootstrap: int = Field(default=20, ge=2)
+    floor_cap: float | None = Field(default=0.5, ge=0)
+    verify: bool = True
+    verify_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    format: Literal["parquet", "jsonl"] = "parquet"
+    shard_size: int = Field(default=100_000, ge=1)
+
+    @field_validator("passes", "frontier")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(not (math.isfinite(x) and x > 0) for x in v):
+            raise ValueError(f"must be positive numbers, got {v}")
+        return sorted(set(v))
+
+
 class RunConfig(_Strict):
     """A whole run: which pipeline, on which data, with which stage settings."""
 
@@ -180,6 +251,7 @@ class RunConfig(_Strict):
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     prune_eval: PruneEvalConfig = Field(default_factory=PruneEvalConfig)
     purchase: PurchaseConfig | None = None
+    curate: CurateConfig = Field(default_factory=CurateConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @field_validator("name")
@@ -227,13 +299,13 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(k for k, f in (model.model_fields.items() if model else []) if not f.exclude)
 
 
-def _format_errors(where: str, exc: ValidationError) -> str:
+def _format_errors(where: str, exc: ValidationError, model: type[BaseModel] | None = None) -> str:
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         key = ".".join(str(k) for k in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(RunConfig, loc)
+            allowed = _allowed_keys(model or RunConfig, loc)
             lines.append(f"{where}: unknown key {key!r}; allowed keys here: {', '.join(allowed)}")
         else:
             msg = err["msg"].removeprefix("Value error, ")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
 
 import numpy as np
 from datamix import __version__

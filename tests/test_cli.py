@@ -6,6 +6,7 @@ import numpy as np
 from datamix.cli import main
 from datamix.data import EmbeddingStore
 from datamix.data.bundled import load_scenario
+from pipelines import curate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,9 +15,11 @@ def test_run_quickstart_writes_embeddings_and_metrics(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", str(ROOT / "configs" / "quickstart.yaml"), "--out", str(out), "-q"]) == 0
     printed = capsys.readouterr().out
-    assert "not available yet" in printed and "score" in printed
+    assert "plan:" in printed and "report.html" in printed
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["stages_done"] == ["embed"]
+    assert metrics["stages_done"] == list(curate.STAGES)
+    for name in ("plan.yaml", "report.html", "runs.csv"):
+        assert (out / name).exists(), name
     sc = load_scenario("digits", seed=0)
     for s in sc.sources + [sc.target]:
         store = EmbeddingStore(out / "embeddings" / s.name)

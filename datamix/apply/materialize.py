@@ -129,8 +129,6 @@ def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | o
 
 
 def _write_source(src: Source, sel: Selection, folder: Path, format: str, shard_size: int) -> list:
-    import datasets
-
     shards = []
     for k, start in enumerate(range(0, len(sel.rows), shard_size)):
         rows, reps = sel.rows[start:start + shard_size], sel.repeats[start:start + shard_size]

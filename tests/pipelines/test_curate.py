@@ -1,0 +1,145 @@
+"""The curate pipeline on the bundled digits: end to end, rerun, kill and resume, bad input."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pipelines.curate as curate
+from datamix.config import load_config
+from datamix.optimize import Plan
+from datamix.proxy.runs import ProxyTrainer
+from datamix.run import RunDir
+
+ROOT = Path(__file__).resolve().parents[2]
+# small settings: 2 nested pools per source, 3 sizes, 1 seed -> 30 proxy runs
+FAST = {"buckets": 2, "passes": [0.5, 1.0, 2.0], "seeds": [0], "frontier": [0.5, 1.0, 2.0], "verify_seeds": [0],
+        "n_bootstrap": 4, "n_starts": 3, "tokens": 4000}
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(ROOT / "configs" / "quickstart.yaml")
+
+
+@pytest.fixture(scope="module")
+def done(cfg, tmp_path_factory):
+    out = tmp_path_factory.mktemp("curate")
+    metrics = curate.run(cfg, RunDir(out), progress=False, options=FAST)
+    return out, metrics
+
+
+def test_every_stage_writes_its_outputs(done):
+    out, metrics = done
+    for name in ("config.yaml", "runs.csv", "pool_runs.csv", "law.json", "plan.yaml", "plan.json", "frontier.csv",
+                 "report.html", "report.md", "metrics.json", "curated/manifest.json"):
+        assert (out / name).exists(), name
+    assert metrics["stages_done"] == list(curate.STAGES)
+    assert metrics["runs"]["total"] == 5 * 2 * 3
+    saved, plan = json.loads((out / "metrics.json").read_text())["plan"], json.loads((out / "plan.json").read_text())
+    for key in ("ratios", "keep_fractions", "epochs", "buy", "predicted", "interval"):
+        assert saved[key] == plan[key]  # (metrics.json writes NaN thresholds as null)
+
+
+def test_the_plan_holds_its_constraints_and_is_applied(done):
+    out, metrics = done
+    plan = Plan.from_yaml(out / "plan.yaml")
+    assert sum(plan.ratios.values()) == pytest.approx(1, abs=1e-12)
+    manifest = json.loads((out / "curated" / "manifest.json").read_text())
+    for name, info in manifest["sources"].items():
+        kept = plan.provenance["kept"][name]
+        assert info["unique"] == kept
+        assert info["samples"] == round(plan.epochs[name] * kept)
+        assert info["threshold"] == plan.thresholds[name]
+    assert manifest["total_samples"] == pytest.approx(4000, abs=len(manifest["sources"]))
+
+
+def test_the_real_check_is_measured_and_reported(done):
+    out, metrics = done
+    ver = metrics["verified"]
+    assert set(ver) == {"plan", "uniform", "unfiltered", "natural"}
+    for v in ver.values():
+        assert 0 < v["measured"] <= 1 and 0 < v["predicted"] <= 1
+        assert v["samples"] == pytest.approx(4000, abs=5)
+    assert ver["uniform"]["keep_fractions"] == dict.fromkeys(ver["uniform"]["keep_fractions"], 1.0)
+    assert ver["unfiltered"]["ratios"] == pytest.approx(ver["plan"]["ratios"])
+    assert metrics["check"]["plan_beats_uniform"] == (ver["plan"]["measured"] > ver["uniform"]["measured"])
+
+
+def test_report_shows_the_plan(done):
+    out, metrics = done
+    plan = Plan.from_yaml(out / "plan.yaml")
+    page = (out / "report.html").read_text()
+    table = page[page.index("<table>"):page.index("</table>")]
+    ratios = [float(v) for v in re.findall(r'data-col="ratio" data-value="([^"]+)"', table)]
+    assert ratios == list(plan.ratios.values())
+    for fig in ("law_fit", "predicted_vs_measured", "threshold_curve", "mixture"):
+        assert (out / "figures" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"figures/{fig}.png" in page
+
+
+def test_rerun_reuses_runs_and_gives_the_same_plan_bytes(cfg, done):
+    out, metrics = done
+    before = (out / "plan.yaml").read_bytes()
+    again = curate.run(cfg, RunDir(out), progress=False, options=FAST)
+    assert again["runs"]["trained"] == 0 and again["runs"]["reused"] == 30
+    assert (out / "plan.yaml").read_bytes() == before
+    assert all(v["reused"] for v in again["score"].values())
+
+
+def test_a_killed_run_completes_on_rerun(cfg, done, tmp_path, monkeypatch):
+    out, _ = done
+    calls = {"n": 0}
+    train = ProxyTrainer.train
+
+    def dying(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 26:  # dies during the 9th pool: 8 pools x 3 runs were appended to runs.csv
+            raise KeyboardInterrupt
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProxyTrainer, "train", dying)
+    with pytest.raises(KeyboardInterrupt):
+        curate.run(cfg, RunDir(tmp_path), progress=False, options=FAST)
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "plan.yaml").exists()
+    assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no partial files
+    monkeypatch.setattr(ProxyTrainer, "train", train)
+    metrics = curate.run(cfg, RunDir(tmp_path), progress=False, options=FAST)
+    assert metrics["runs"]["reused"] == 24 and metrics["runs"]["trained"] == 6
+    assert (tmp_path / "plan.yaml").read_bytes() == (out / "plan.yaml").read_bytes()
+
+
+def test_lost_outputs_are_rewritten(cfg, done, tmp_path):
+    out, _ = done
+    shutil.copytree(out, tmp_path / "run")
+    for name in ("plan.yaml", "report.html", "metrics.json"):
+        (tmp_path / "run" / name).unlink()
+    shutil.rmtree(tmp_path / "run" / "curated")
+    curate.run(cfg, RunDir(tmp_path / "run"), progress=False, options=FAST)
+    assert (tmp_path / "run" / "plan.yaml").read_bytes() == (out / "plan.yaml").read_bytes()
+    assert (tmp_path / "run" / "curated" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("options,match", [
+    ({"sources": ["clean", "magazines"]}, r"unknown source\(s\) \['magazines'\]"),
+    ({"min_ratio": 0.3}, "min_ratio sums to 1.5 > 1"),
+    ({"max_epochs": 0.1}, "max_epochs=0.1 lets the sources supply at most"),
+    ({"tokens": 0.5}, "below one sample"),
+    ({"budget": 0.05}, "below the price of one sample"),
+    ({"score": {"method": "column", "column": "quality"}}, r"scores missing for source\(s\) \['clean'"),
+    ({"max_ratio": {"news": 0.5}}, r"curate.max_ratio names unknown source\(s\) \['news'\]"),
+    ({"bucket": 3}, "curate options: unknown key 'bucket'; allowed keys here: .*buckets"),
+])
+def test_bad_input_fails_before_writing_anything(cfg, tmp_path, options, match):
+    with pytest.raises(ValueError, match=match):
+        curate.run(cfg, RunDir(tmp_path / "run"), progress=False, options={**FAST, **options})
+    assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_default_options_and_config_section(cfg):
+    assert curate.curate_config(cfg) == curate.CurateConfig()
+    assert curate.curate_config(cfg, {"buckets": 3}).buckets == 3
+    assert curate.bucket_rows(np.array([0.1, 0.9, 0.5, 0.7]), 2)[0].tolist() == [1, 3]
