@@ -35,9 +35,11 @@ def cmd_run(args) -> int:
         shown = {k: round(v, 3) for k, v in plan.ratios.items() if v > 0}
         print(f"  plan: ratios {shown}, keep {plan.keep_fractions or '-'}, buy {plan.buy or '-'}")
         print(f"  predicted {plan.predicted:.4g} (interval {plan.interval[0]:.4g} .. {plan.interval[1]:.4g})")
-    for key in ("check", "verified"):
-        if metrics.get(key):
-            print(f"  measured ({key}): {json.dumps(metrics[key])}")
+    if metrics.get("check"):
+        print(f"  check: {json.dumps(metrics['check'])}")
+    for name, v in (metrics.get("verified") or {}).items():
+        if isinstance(v, dict) and "measured" in v:
+            print(f"  measured {name}: {v['measured']:.4g} (predicted {v.get('predicted', float('nan')):.4g})")
     for name in ("report.html", "predicted_vs_measured.png", "prune_eval/metrics.png"):
         if (run_dir.root / name).exists():
             print(f"  see {run_dir.root / name}")
