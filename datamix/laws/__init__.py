@@ -3,6 +3,12 @@
 Every law is a scikit-learn regressor sharing one fitting machinery (:class:`Law`): robust Huber loss
 on log y, positive parameters in log space, bounds, L-BFGS-B from a data-driven grid of starts,
 bootstrap ``predict_interval`` and ``score`` = mean absolute relative error.
+
+Laws: :class:`PowerLaw`, :class:`Chinchilla`, :class:`DataConstrained` (Muennighoff et al.),
+:class:`RepetitionPenalty` (repetition-aware: the loss can rise with epochs), :class:`QualityQuantity`
+(QQT, Goyal et al.; :func:`best_pool_combination` gives the compute-aware filtering threshold),
+:class:`MixingLaw` (Ye et al.) and :class:`MultiDomainMixingLaw`. :func:`select_law` picks one by
+held-out extrapolation error.
 """
 
 from .base import Law, relative_error

@@ -13,11 +13,11 @@ from typing import Callable
 
 import numpy as np
 from scipy.optimize import OptimizeResult, minimize
+from threadpoolctl import threadpool_limits
 
 logger = logging.getLogger(__name__)
 
 LOSSES = ("linear", "huber", "soft_l1", "cauchy", "arctan")
-TRANSFORMS = ("log", "neglog", "linear")
 # Cost assigned to a parameter vector whose prediction is not finite (or not positive under a log target).
 _BAD_COST = 1e30
 
@@ -228,13 +228,15 @@ def fit_multistart(
         costs = np.array([objective(u)[0] for u in u0])
         u0 = u0[np.argsort(costs, kind="stable")[:n_starts]]
     best, converged = None, False
-    for u in u0:
-        res = minimize(
-            objective, u, jac=True, method="L-BFGS-B", bounds=bounds,
-            options={"maxiter": max_iter, "ftol": tol, "gtol": tol * 1e3},
-        )
-        converged |= bool(res.success)
-        if best is None or res.fun < best.fun:
-            best = res
+    # The problems are tiny: threaded BLAS only adds overhead (and contention on a busy machine).
+    with threadpool_limits(limits=1, user_api="blas"):
+        for u in u0:
+            res = minimize(
+                objective, u, jac=True, method="L-BFGS-B", bounds=bounds,
+                options={"maxiter": max_iter, "ftol": tol, "gtol": tol * 1e3},
+            )
+            converged |= bool(res.success)
+            if best is None or res.fun < best.fun:
+                best = res
     logger.debug("best of %d starts: cost=%.6g (%s)", len(u0), best.fun, best.message)
     return FitOutcome(objective.theta_of(best.x), best, converged, len(u0))

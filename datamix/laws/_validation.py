@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,9 +17,9 @@ def as_columns(X, columns: tuple[str, ...], *, owner: str, domain: str = "positi
 
     Parameters
     ----------
-    X : DataFrame or array-like of shape (n_samples, n_columns)
-        A DataFrame must hold every name in ``columns`` (others are ignored); an array must have
-        exactly ``len(columns)`` columns in that order (a 1-D array is one column).
+    X : DataFrame, dict of columns, or array-like of shape (n_samples, n_columns)
+        A DataFrame (or dict) must hold every name in ``columns`` (others are ignored); an array must
+        have exactly ``len(columns)`` columns in that order (a 1-D array is one column).
     columns : tuple of str
     owner : str
         Class name, for messages.
@@ -29,6 +30,10 @@ def as_columns(X, columns: tuple[str, ...], *, owner: str, domain: str = "positi
     ValueError
         On missing columns, a wrong column count, NaN/inf, or values outside ``domain``.
     """
+    if sp.issparse(X):  # before the Mapping test: a DOK matrix is a dict
+        raise TypeError(f"{owner} does not accept sparse input; pass a dense array or a DataFrame.")
+    if isinstance(X, Mapping):
+        X = pd.DataFrame(X)
     if isinstance(X, pd.DataFrame):
         missing = [c for c in columns if c not in X.columns]
         if missing:
@@ -36,10 +41,11 @@ def as_columns(X, columns: tuple[str, ...], *, owner: str, domain: str = "positi
                 f"X is missing column(s) {missing}; {owner} needs columns {list(columns)} "
                 f"(got {list(map(str, X.columns))})."
             )
-        A = X.loc[:, list(columns)].to_numpy(dtype=float)
+        try:
+            A = X.loc[:, list(columns)].to_numpy(dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"X columns {list(columns)} must be numeric for {owner}: {exc}") from None
     else:
-        if sp.issparse(X):
-            raise TypeError(f"{owner} does not accept sparse input; pass a dense array or a DataFrame.")
         A = np.asarray(X)
         if A.dtype.kind == "c":
             raise ValueError("Complex data not supported: X must be real.")

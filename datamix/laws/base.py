@@ -53,7 +53,8 @@ class Law(RegressorMixin, BaseEstimator):
     n_bootstrap : int, default=100
         Bootstrap refits behind :meth:`predict_interval`.
     seed : int or numpy.random.Generator, default=0
-        Seed of the bootstrap resampling.
+        Source of all randomness: the bootstrap resampling (and seeded start perturbations where a law
+        uses them).
 
     Attributes
     ----------
@@ -71,6 +72,24 @@ class Law(RegressorMixin, BaseEstimator):
         L-BFGS-B runs performed.
     n_features_in_ : int
         Number of X columns.
+
+    Raises
+    ------
+    ValueError
+        From ``fit``: NaN/inf, values outside a column's domain, non-positive ``y`` under
+        ``log_target``, missing DataFrame columns, a wrong column count, fewer points than free
+        parameters, bad hyper-parameters.
+
+    See Also
+    --------
+    datamix.laws.select_law : choose among laws by extrapolation error.
+
+    Notes
+    -----
+    Subclasses define ``_spec`` (names, transforms, default bounds), ``_model`` (predictions and
+    optionally the Jacobian), ``_starts`` and, where the X is not a plain table, ``_design``.
+    A fit in which no start converges warns with a ``ConvergenceWarning`` quoting L-BFGS-B's message
+    and keeps the best state.
     """
 
     #: X column names, in array order.
@@ -144,7 +163,7 @@ class Law(RegressorMixin, BaseEstimator):
         """Parameter names in internal order (needs the fitted structure)."""
         return [name for name, _, _ in self._spec()]
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: npt.ArrayLike, y: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None):
         """Fit the law.
 
         Parameters
@@ -198,15 +217,17 @@ class Law(RegressorMixin, BaseEstimator):
         self.n_starts_ = outcome.n_starts
         self._train = (Z, y, w, free)
         self._boot = None
+        logger.debug("%s: cost %.6g after %d starts, converged=%s", type(self).__name__, self.cost_,
+                     self.n_starts_, self.converged_)
         return self
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: npt.ArrayLike) -> np.ndarray:
         """Predicted target, shape (n_samples,)."""
         check_is_fitted(self)
         Z = self._design(X, reset=False)
         return self._model(self._theta(), Z, False)[0]
 
-    def predict_interval(self, X, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    def predict_interval(self, X: npt.ArrayLike, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Percentile-bootstrap interval of the prediction.
 
         The law is refitted ``n_bootstrap`` times on points resampled with replacement (seeded by
@@ -231,7 +252,7 @@ class Law(RegressorMixin, BaseEstimator):
         lo, hi = np.quantile(preds, [(1 - level) / 2, (1 + level) / 2], axis=0)
         return lo, hi
 
-    def score(self, X, y, sample_weight=None) -> float:
+    def score(self, X: npt.ArrayLike, y: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None) -> float:
         """Mean absolute relative error ``mean |y_hat - y| / |y|`` (lower is better)."""
         y_pred = self.predict(X)
         y = as_target(y, y_pred.size, log_target=False)
@@ -304,7 +325,8 @@ class Law(RegressorMixin, BaseEstimator):
                     f"values each (parameters {names}); got {self.bounds!r}."
                 ) from None
             lower, upper = lo.copy(), hi.copy()
-        sign_ok = np.where(transforms == "log", lower >= 0, np.where(transforms == "neglog", upper <= 0, True))
+        sign_ok = np.where(transforms == "log", (lower >= 0) & (upper > 0),
+                           np.where(transforms == "neglog", (upper <= 0) & (lower < 0), True))
         if np.any(lower > upper) or not np.all(sign_ok):
             bad = [n for n, ok, lo, hi in zip(names, sign_ok, lower, upper) if not ok or lo > hi]
             raise ValueError(f"bounds are empty or cross the sign constraint of parameter(s) {bad}.")
@@ -328,13 +350,12 @@ class Law(RegressorMixin, BaseEstimator):
             names, transforms, lower, upper = self._resolved_spec()
             rng = np.random.default_rng(self.seed)
             theta = self._theta()[None, :]
-            n = y.size
             out = []
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                for _ in range(self.n_bootstrap):
-                    idx = rng.integers(0, n, n)
-                    fit = self._optimize(self._take(Z, idx), y[idx], w[idx], theta, free, transforms, lower, upper, None)
+            while len(out) < self.n_bootstrap:
+                idx = rng.integers(0, y.size, y.size)
+                if w[idx].sum() > 0:
+                    fit = self._optimize(self._take(Z, idx), y[idx], w[idx], theta, free,
+                                         transforms, lower, upper, None)
                     out.append(fit.theta)
             self._boot = np.array(out)
         return self._boot

@@ -95,7 +95,8 @@ def best_pool_combination(
     cum = np.cumsum(sizes)
     total = float(cum[-1]) if total is None else total
     check_number(total, "total", low=float(cum[-1]))
-    errors = np.array([float(law.predict_mixture(dict(zip(names[:m], sizes[:m])), n)) for m in range(1, len(names) + 1)])
+    errors = np.array([float(law.predict_mixture(dict(zip(names[:m], sizes[:m])), n))
+                       for m in range(1, len(names) + 1)])
     best = int(np.argmin(errors))
     return PoolChoice(
         pools=tuple(names[: best + 1]),

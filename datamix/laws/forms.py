@@ -33,13 +33,20 @@ def chinchilla_loss(N, D, E, A, B, alpha, beta) -> np.ndarray:
     return E + A * np.power(N, -alpha) + B * np.power(D, -beta)
 
 
+def _saturating(U, R, r_star):
+    """``U (1 + r (1 - exp(-R/r)))`` (repetitions ``R`` worth at most ``r`` times ``U``) and its ``r``-derivative."""
+    x = R / r_star
+    gained = -np.expm1(-x)
+    return U * (1 + r_star * gained), U * (gained - x * np.exp(-x))
+
+
 def effective_data(D, U, R_D_star) -> np.ndarray:
     """Effective tokens :math:`D' = U_D + U_D R_D^* (1 - e^{-R_D/R_D^*})` with :math:`R_D = D/U_D - 1`.
 
     ``U_D = min(U, D)`` is the unique data actually seen (Muennighoff et al. 2023, eq. 5).
     """
     U_D = np.minimum(U, D)
-    return U_D * (1 + R_D_star * -np.expm1(-(D / U_D - 1) / R_D_star))
+    return _saturating(U_D, D / U_D - 1, R_D_star)[0]
 
 
 def compute_optimal_params(U, A, B, alpha, beta) -> np.ndarray:
@@ -59,7 +66,7 @@ def effective_params(N, U, R_N_star, A, B, alpha, beta) -> np.ndarray:
     compute-optimal size for the unique data decay like repeated tokens).
     """
     U_N = np.minimum(N, compute_optimal_params(U, A, B, alpha, beta))
-    return U_N * (1 + R_N_star * -np.expm1(-(N / U_N - 1) / R_N_star))
+    return _saturating(U_N, N / U_N - 1, R_N_star)[0]
 
 
 def data_constrained_loss(N, D, U, E, A, B, alpha, beta, R_D_star, R_N_star) -> np.ndarray:
@@ -76,13 +83,6 @@ def data_constrained_loss(N, D, U, E, A, B, alpha, beta, R_D_star, R_N_star) -> 
         effective_params(N, U_D, R_N_star, A, B, alpha, beta), effective_data(D, U, R_D_star),
         E, A, B, alpha, beta,
     )
-
-
-def _saturating(U, R, r_star):
-    """``U (1 + r (1 - exp(-R/r)))`` and its derivative in ``r``."""
-    x = R / r_star
-    e = np.exp(-x)
-    return U * (1 + r_star * (1 - e)), U * ((1 - e) - x * e)
 
 
 def _data_constrained_with_jacobian(N, D, U, theta):
@@ -118,6 +118,29 @@ def _data_constrained_with_jacobian(N, D, U, theta):
         dL_dNp * dNp_rn,
     ])
     return pred, J
+
+
+_CHINCHILLA_SPEC = (("E", "log", _POS), ("A", "log", _POS), ("B", "log", _POS),
+                    ("alpha", "log", (0.0, 5.0)), ("beta", "log", (0.0, 5.0)))
+
+
+def _chinchilla_with_jacobian(N, D, theta, jac):
+    """:func:`chinchilla_loss` and, if ``jac``, its Jacobian (n_samples, 5)."""
+    E, A, B, alpha, beta = theta
+    Na, Db = np.power(N, -alpha), np.power(D, -beta)
+    pred = E + A * Na + B * Db
+    if not jac:
+        return pred, None
+    return pred, np.column_stack([np.ones_like(pred), Na, Db, -A * np.log(N) * Na, -B * np.log(D) * Db])
+
+
+def _chinchilla_starts(N, D, y, exponents=(0.1, 0.2, 0.3, 0.4, 0.55, 0.75)):
+    """``E, A, B`` by relative non-negative least squares for each ``(alpha, beta)`` of a grid."""
+    rows = []
+    for alpha, beta in grid(exponents, exponents):
+        E, A, B = relative_nnls(np.column_stack([np.ones_like(N), N**-alpha, D**-beta]), y)
+        rows.append((E, A, B, alpha, beta))
+    return np.array(rows)
 
 
 # ---------------------------------------------------------------------------- estimators
@@ -184,29 +207,6 @@ class Chinchilla(Law):
         return _chinchilla_starts(Z[:, 0], Z[:, 1], y)
 
 
-_CHINCHILLA_SPEC = (("E", "log", _POS), ("A", "log", _POS), ("B", "log", _POS),
-                    ("alpha", "log", (0.0, 5.0)), ("beta", "log", (0.0, 5.0)))
-
-
-def _chinchilla_with_jacobian(N, D, theta, jac):
-    """:func:`chinchilla_loss` and, if ``jac``, its Jacobian (n_samples, 5)."""
-    E, A, B, alpha, beta = theta
-    Na, Db = np.power(N, -alpha), np.power(D, -beta)
-    pred = E + A * Na + B * Db
-    if not jac:
-        return pred, None
-    return pred, np.column_stack([np.ones_like(pred), Na, Db, -A * np.log(N) * Na, -B * np.log(D) * Db])
-
-
-def _chinchilla_starts(N, D, y, exponents=(0.1, 0.2, 0.3, 0.4, 0.55, 0.75)):
-    """``E, A, B`` by relative non-negative least squares for each ``(alpha, beta)`` of a grid."""
-    rows = []
-    for alpha, beta in grid(exponents, exponents):
-        E, A, B = relative_nnls(np.column_stack([np.ones_like(N), N**-alpha, D**-beta]), y)
-        rows.append((E, A, B, alpha, beta))
-    return np.array(rows)
-
-
 class _FixedBase(Law):
     """Law whose Chinchilla part can be given (``base=``) and held fixed during the fit."""
 
@@ -253,14 +253,22 @@ class DataConstrained(_FixedBase):
 
     Notes
     -----
-    X columns ``N`` (parameters), ``D`` (tokens seen), ``U`` (unique tokens available).
+    X columns ``N`` (parameters), ``D`` (tokens seen), ``U`` (unique tokens available). ``R_D_star``
+    and ``R_N_star`` are bounded to ``[0.01, 20]`` by default, the published search range: on the
+    published runs the objective is flat along a valley of (R_D*, R_N*) and only 0.1% lower far
+    outside it (R_D* ~ 95, R_N* ~ 1.7); pass ``bounds=`` to widen.
+
+    References
+    ----------
+    Muennighoff et al. 2023, "Scaling Data-Constrained Language Models"; the two-stage fit follows
+    huggingface/datablations ``utils/parametric_fit.ipynb``.
     """
 
     columns = ("N", "D", "U")
     _r_grid = (1.0, 2.5, 5.0, 10.0, 20.0)
-    # The published search range of R_D*, R_N* (starts over [0, 20]^2). On the published 182 runs
-    # the Huber objective is flat along a valley: it is 0.13% lower at R_D* ~ 95, R_N* ~ 1.7 than at
-    # the published (15.4, 5.3), which is the best point inside this box; widen with ``bounds=``.
+    # The published search range (starts over [0, 20]^2): on the published 182 runs the Huber
+    # objective is 0.13% lower at R_D* ~ 95, R_N* ~ 1.7 than at the published (15.4, 5.3), which is
+    # the best point inside this box.
     _r_bounds = (1e-2, 20.0)
 
     def _spec(self):
@@ -284,7 +292,6 @@ class DataConstrained(_FixedBase):
                 E, A, B = relative_nnls(np.column_stack([np.ones_like(N), N**-alpha, Dp**-beta]), y)
                 rows.append((E, A, B, alpha, beta, r_d, r_n))
         return np.array(rows)
-
 
 
 class RepetitionPenalty(_FixedBase):

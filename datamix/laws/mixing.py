@@ -147,7 +147,7 @@ class MultiDomainMixingLaw(RegressorMixin, BaseEstimator):
     laws_ : dict of str to MixingLaw
         Fitted law per target domain.
     domains_ : list of str
-        Target domain names (the columns of ``Y``, or ``"y_1"...`` for arrays).
+        Target domain names (the columns of ``y``, or ``"y_1"...`` for arrays).
     weights_ : ndarray of shape (n_domains,)
     params_ : dict of str to float
         ``"<domain>:<param>"`` for every domain law.
@@ -157,20 +157,45 @@ class MultiDomainMixingLaw(RegressorMixin, BaseEstimator):
         self.law = law
         self.weights = weights
 
-    def fit(self, X, Y, sample_weight=None):
-        """Fit one law per column of ``Y`` (DataFrame or array of shape (n_samples, n_domains))."""
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        template = MixingLaw() if self.law is None else self.law
+        if isinstance(template, MixingLaw):
+            tags.input_tags = template.__sklearn_tags__().input_tags
+            tags.target_tags.positive_only = bool(template.log_target)
+        tags.regressor_tags.poor_score = True  # score() is a relative error, lower is better
+        return tags
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit one law per target domain.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_train_domains)
+            Mixture proportions.
+        y : DataFrame or array-like of shape (n_samples, n_domains)
+            Loss on each target domain (a DataFrame names the domains).
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
         template = MixingLaw() if self.law is None else self.law
         if not isinstance(template, MixingLaw):
             raise ValueError(f"law must be a MixingLaw; got {type(template).__name__}.")
-        if isinstance(Y, pd.DataFrame):
-            domains, Yv = [str(c) for c in Y.columns], Y.to_numpy(dtype=float)
+        if y is None:
+            raise ValueError("MultiDomainMixingLaw requires y to be passed, but the target y is None.")
+        if isinstance(y, pd.DataFrame):
+            domains, Yv = [str(c) for c in y.columns], y.to_numpy(dtype=float)
         else:
-            Yv = np.asarray(Y, dtype=float)
+            Yv = np.asarray(y, dtype=float)
             Yv = Yv.reshape(-1, 1) if Yv.ndim == 1 else Yv
             domains = [f"y_{j + 1}" for j in range(Yv.shape[1])]
         self.weights_ = self._resolve_weights(domains)
         self.domains_ = domains
         self.laws_ = {d: clone(template).fit(X, Yv[:, j], sample_weight) for j, d in enumerate(domains)}
+        self.n_features_in_ = self.laws_[domains[0]].n_features_in_
         self.params_ = {f"{d}:{k}": v for d, law in self.laws_.items() for k, v in law.params_.items()}
         return self
 
@@ -199,10 +224,10 @@ class MultiDomainMixingLaw(RegressorMixin, BaseEstimator):
         lo, hi = np.quantile(total, [(1 - level) / 2, (1 + level) / 2], axis=0)
         return lo, hi
 
-    def score(self, X, Y, sample_weight=None) -> float:
-        """Mean absolute relative error of the weighted sum against ``Y @ weights_``."""
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean absolute relative error of the weighted sum against ``y @ weights_`` (y per domain)."""
         y_pred = self.predict(X)
-        Yv = np.asarray(Y, dtype=float).reshape(len(y_pred), -1)
+        Yv = np.asarray(y, dtype=float).reshape(len(y_pred), -1)
         y = as_target(Yv @ self.weights_, len(y_pred), log_target=False)
         return float(np.average(relative_error(y_pred, y), weights=as_weights(sample_weight, y.size)))
 

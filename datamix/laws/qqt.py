@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import as_columns
@@ -199,6 +200,8 @@ class QualityQuantity(Law):
             raise ValueError(f"form={self.form!r} is not supported; expected one of {FORMS}.")
 
     def _design(self, X, *, reset):
+        if sp.issparse(X):  # before the Mapping test: a DOK matrix is a dict
+            raise TypeError("QualityQuantity does not accept sparse input; pass a DataFrame.")
         if isinstance(X, Mapping):
             X = pd.DataFrame(X)
         if not isinstance(X, pd.DataFrame):

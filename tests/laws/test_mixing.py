@@ -62,17 +62,18 @@ def test_regmix_pile_cc_ranking(regmix):
     """512 train mixtures of 1M-parameter runs -> rank the held-out mixtures' Pile-CC loss."""
     X_train, y_train, X_test, y_test = regmix
     linear = spearmanr(LinearRegression().fit(X_train, y_train).predict(X_test), y_test)[0]
-    single = spearmanr(MixingLaw().fit(X_train, y_train).predict(X_test), y_test)[0]
+    single = spearmanr(MixingLaw(n_starts=2).fit(X_train, y_train).predict(X_test), y_test)[0]
     with warnings.catch_warnings():
         # 36 parameters under a Huber loss converge slowly; the best state after max_iter is used.
         warnings.simplefilter("ignore", ConvergenceWarning)
         double = MixingLaw(n_components=2, n_starts=2).fit(X_train, y_train)
     double = spearmanr(double.predict(X_test), y_test)[0]
-    # Published: LightGBM 0.989, linear 0.90. One exponential of a linear index ranks like any
-    # monotone function of t.r, capped near 0.964 here (observed 0.962); two implicit domains 0.977.
+    # Published: LightGBM 0.989, linear 0.90. One exponential ranks like any monotone function of
+    # one linear index t.r; a pairwise-ranking-trained index reaches 0.964 here (observed 0.962).
+    # Two implicit domains (Ye et al.'s sum of exponentials): observed 0.977.
     np.testing.assert_allclose(linear, 0.90, atol=0.01)
-    assert 0.95 <= single < 0.97
-    assert double >= 0.97
+    assert single >= 0.95
+    assert double >= 0.97 and double > single
 
 
 def test_multi_domain_weighted_sum(rng):
