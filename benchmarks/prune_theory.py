@@ -52,8 +52,8 @@ def main(argv=None):
     frontier = best_fraction_frontier(kept, [0.1, 0.2, 0.4, 0.6, 0.8], seed=args.seed + 1,
                                       **common)
     best = frontier_exponents(frontier)
-    print(f"\n2. error vs kept size alpha_prune = kept / d: best fraction and direction "
-          f"(pool = alpha_prune * d / f) against random pruning")
+    print("\n2. error vs kept size alpha_prune = kept / d: best fraction and direction "
+          "(pool = alpha_prune * d / f) against random pruning")
     print(f"{'alpha_prune':>11}{'random':>10}{'best':>10}{'best f':>8}{'keep':>6}{'ratio':>8}")
     for a, row in best.iterrows():
         print(f"{a:>11g}{row.random_error:>10.4f}{row.best_error:>10.4f}{row.best_fraction:>8g}"
