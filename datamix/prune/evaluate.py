@@ -13,8 +13,8 @@ from matplotlib.ticker import NullFormatter
 from tqdm.auto import tqdm
 
 from datamix.index._checks import check_embeddings, check_int
+from datamix.laws import PowerLaw
 from datamix.prune._checks import check_fraction, check_labels, check_scores, tqdm_disable
-from datamix.prune._powerlaw import fit_power_law
 from datamix.prune.select import BALANCES, KEEPS, select
 from datamix.proxy.trainer import ProxyResult, train_proxy
 
@@ -219,7 +219,8 @@ def fit_scaling(table: pd.DataFrame) -> pd.DataFrame:
         error = 1.0 - g["score"].to_numpy()
         if g.shape[0] < 3 or (error <= 0).any():
             continue
-        rows.append({"metric": metric, "keep": keep, **fit_power_law(g["n_kept"].to_numpy(), error)})
+        law = PowerLaw().fit(g["n_kept"].to_numpy(dtype=np.float64), error)
+        rows.append({"metric": metric, "keep": keep, **law.params_})
     return pd.DataFrame(rows, columns=["metric", "keep", "a", "b", "c"])
 
 

@@ -18,8 +18,8 @@ import pandas as pd
 from sklearn.svm import SVC
 
 from datamix.index._checks import check_int, check_seed
+from datamix.laws import PowerLaw
 from datamix.prune._checks import check_fraction
-from datamix.prune._powerlaw import fit_power_law
 from datamix.prune.select import _select_impl, n_kept
 
 __all__ = ["best_fraction_frontier", "frontier_exponents", "perceptron_error",
@@ -156,8 +156,8 @@ def frontier_exponents(frontier: pd.DataFrame) -> pd.DataFrame:
     })
     alphas = table.index.to_numpy(dtype=np.float64)
     table.attrs["exponents"] = {
-        "random": fit_power_law(alphas, table["random_error"].to_numpy())["b"],
-        "best": fit_power_law(alphas, table["best_error"].to_numpy())["b"],
+        "random": PowerLaw().fit(alphas, table["random_error"].to_numpy()).params_["b"],
+        "best": PowerLaw().fit(alphas, table["best_error"].to_numpy()).params_["b"],
     }
     return table
 
