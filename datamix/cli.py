@@ -17,6 +17,10 @@ from datamix.run import RunDir, embed_stage, load_sources, score_stage
 
 logger = logging.getLogger("datamix")
 
+#: pipeline stage commands: ``datamix NAME CONFIG`` runs the pipeline up to and including NAME
+STAGE_COMMANDS = {"fit": "fitting its predictor", "predict": "its predictions", "optimize": "its plan",
+                  "apply": "writing the curated data", "report": "its report"}
+
 
 def _run_dir(cfg, out: str | None) -> RunDir:
     return RunDir(out if out is not None else Path("runs") / cfg.name)
@@ -26,11 +30,35 @@ def cmd_run(args) -> int:
     cfg = load_config(args.config)
     pipeline = importlib.import_module(f"pipelines.{cfg.pipeline}")
     run_dir = _run_dir(cfg, args.out)
-    metrics = pipeline.run(cfg, run_dir, progress=not args.quiet)
+    _summarize(run_dir, pipeline.run(cfg, run_dir, progress=not args.quiet))
+    return 0
+
+
+def cmd_stage(args) -> int:
+    """Run the config's pipeline up to and including the stage named by the command."""
+    cfg = load_config(args.config)
+    pipeline = importlib.import_module(f"pipelines.{cfg.pipeline}")
+    stages = getattr(pipeline, "STAGES", ())
+    if args.command not in stages:
+        raise ValueError(f"the {cfg.pipeline} pipeline (config {args.config}) has no stage {args.command!r}; "
+                         f"its stages: {', '.join(stages) or 'none (use datamix run)'}")
+    run_dir = _run_dir(cfg, args.out)
+    metrics = pipeline.run(cfg, run_dir, progress=not args.quiet, until=args.command)
+    print(f"stages done: {', '.join(metrics.get('stages_done', []))}")
+    _summarize(run_dir, metrics)
+    return 0
+
+
+def _summarize(run_dir: RunDir, metrics: dict) -> None:
     print(f"run directory: {run_dir.root}")
     for name, s in metrics.get("embed", {}).items():
         print(f"  embedded {name}: {s['n']} x {s['dim']} ({s['model']}, {s['samples_per_s']:.0f} samples/s)")
-    if (run_dir.root / "plan.yaml").exists():
+    if "law" in metrics:
+        print(f"  law: mean abs. relative error {metrics['law']['mean_abs_rel_error']:.4g} on its runs")
+    for name, v in (metrics.get("predictions") or {}).items():
+        print(f"  predicted {name}: {v['predicted']:.4g} (interval {v['lo']:.4g} .. {v['hi']:.4g})")
+    planned = "optimize" in metrics.get("stages_done", ["optimize"])  # a stale plan.yaml is not shown
+    if planned and (run_dir.root / "plan.yaml").exists():
         plan = Plan.from_yaml(run_dir.root / "plan.yaml")
         shown = {k: round(v, 3) for k, v in plan.ratios.items() if v > 0}
         print(f"  plan: ratios {shown}, keep {plan.keep_fractions or '-'}, buy {plan.buy or '-'}")
@@ -43,7 +71,6 @@ def cmd_run(args) -> int:
     for name in ("report.html", "predicted_vs_measured.png", "prune_eval/metrics.png"):
         if (run_dir.root / name).exists():
             print(f"  see {run_dir.root / name}")
-    return 0
 
 
 def cmd_embed(args) -> int:
@@ -119,12 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     stage = argparse.ArgumentParser(add_help=False)
     stage.add_argument("config", help="YAML run config")
     stage.add_argument("--out", help="run directory (default: runs/<name>)")
-    stage.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    stage.add_argument("-q", "--quiet", action="store_true", help="no progress bars or progress messages")
     sub.add_parser("run", parents=[stage], help="run the pipeline a config names").set_defaults(func=cmd_run)
     sub.add_parser("embed", parents=[stage], help="embed the config's sources into the run directory (resumes)"
                    ).set_defaults(func=cmd_embed)
     sub.add_parser("score", parents=[stage], help="score every sample with the config's pruning metrics "
                    "(embeds first if needed)").set_defaults(func=cmd_score)
+    for name, what in STAGE_COMMANDS.items():
+        sub.add_parser(name, parents=[stage], help=f"run the config's pipeline up to {what} (reusing earlier "
+                       "stages' outputs in the run directory)").set_defaults(func=cmd_stage)
 
     p = sub.add_parser("info", help="describe this install, a config, a store or a run directory")
     p.add_argument("path", nargs="?", help="config file, store folder or run directory")
@@ -135,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    quiet = getattr(args, "quiet", False)
+    logger.setLevel(logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:

@@ -1,4 +1,4 @@
-"""Curate before pretraining: embed → score → measure → fit → optimize → apply → report.
+"""Curate before pretraining: embed → score → measure → fit → predict → optimize → apply → verify → report.
 
 1. **embed** every source and the target set (resumable stores, :func:`datamix.run.embed_stage`);
 2. **score** every sample's quality (higher = better): ``el2n`` (minus the EL2N of a proxy trained
@@ -9,18 +9,21 @@
    and are reused on rerun;
 4. **fit** a :class:`~datamix.laws.qqt.QualityQuantity` law (utility and half-life per bucket) to the
    target-set error of those runs;
-5. **optimize** the mixture ratios and keep-fractions at the compute budget with
+5. **predict** the metric at the budget, with intervals, of the reference mixtures (uniform, natural,
+   each single source) into ``predictions.csv``;
+6. **optimize** the mixture ratios and keep-fractions at the compute budget with
    :func:`~datamix.optimize.optimize_mixture` over a :class:`~datamix.predict.laws.QualityPredictor`,
    and trace the threshold curve over a range of budgets;
-6. **apply** the plan (:func:`~datamix.apply.apply_plan`): curated shards and a manifest;
-7. **verify**: train the proxy on the plan's data, on the uniform mixture and on the plan's ratios
+7. **apply** the plan (:func:`~datamix.apply.apply_plan`): curated shards and a manifest;
+8. **verify**: train the proxy on the plan's data, on the uniform mixture and on the plan's ratios
    unfiltered (and on the sources in their natural proportions), all at the same budget — measured,
    whatever the outcome — and **report**.
 
 Every output is written atomically; a killed run started again completes with the same results
 (proxy runs are reused from ``runs.csv``, scores from ``scores/``). Bad input — unknown source
 names, infeasible constraints, a budget below one sample, scores missing for a filtered source — is
-refused before anything is written.
+refused before anything is written. ``run(..., until=STAGE)`` (the ``datamix fit|predict|optimize|
+apply|report CONFIG`` commands) stops after a stage, reusing what the run directory holds.
 
 Options come from a ``curate:`` section (:class:`CurateConfig`); until the run config carries one,
 ``run(cfg, run_dir, options=...)`` takes them as a dict, and the defaults apply otherwise.
@@ -42,7 +45,7 @@ from datamix.run import RunDir, embed_stage, load_sources
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("embed", "score", "measure", "fit", "optimize", "apply", "verify", "report")
+STAGES = ("embed", "score", "measure", "fit", "predict", "optimize", "apply", "verify", "report")
 def curate_config(cfg, options: dict | None = None) -> CurateConfig:
     """The curate options: ``options`` (a dict, validated) if given, else the config's ``curate`` section."""
     if options is None:
@@ -275,40 +278,62 @@ def _mixture(names, ratios, keeps, available, tokens) -> dict:
     return {n: (ratios[n], kept[n] / available[n], ratios[n] * tokens / kept[n]) for n in names}
 
 
+def reference_mixtures(names, available: dict, tokens: float, plan=None) -> dict:
+    """The mixtures a plan is judged against, unfiltered, as ``{label: {name: (ratio, keep, epochs)}}``:
+    uniform, natural (proportional to the sources' sizes), every single source, and — given a plan —
+    the plan itself and its ratios unfiltered."""
+    ones = dict.fromkeys(names, 1.0)
+    total = sum(available.values())
+    mixtures = {}
+    if plan is not None:
+        mixtures["plan"] = {n: (plan.ratios[n], plan.keep_fractions[n], plan.epochs[n]) for n in names}
+        mixtures["unfiltered"] = _mixture(names, plan.ratios, ones, available, tokens)
+    mixtures["uniform"] = _mixture(names, dict.fromkeys(names, 1.0 / len(names)), ones, available, tokens)
+    mixtures["natural"] = _mixture(names, {n: available[n] / total for n in names}, ones, available, tokens)
+    if plan is None:
+        for m in names:
+            mixtures[f"only {m}"] = _mixture(names, {n: float(n == m) for n in names}, ones, available, tokens)
+    return mixtures
+
+
+def _predicted(ccfg: CurateConfig, predictor, names, mix: dict, tokens: float) -> dict:
+    p = np.array([mix[n][0] for n in names])
+    q = np.array([mix[n][1] for n in names])
+    lo, hi = predictor.predict_interval(p, tokens, q=q, level=ccfg.level)
+    return {"ratios": dict(zip(names, p.tolist())), "keep_fractions": dict(zip(names, q.tolist())),
+            "predicted": float(predictor.predict(p, tokens, q=q)), "interval": [lo, hi]}
+
+
+def predict_stage(ccfg: CurateConfig, predictor, names, available, tokens) -> pd.DataFrame:
+    """Predicted metric (with interval) at the budget of every reference mixture; one row each."""
+    rows = []
+    for label, mix in reference_mixtures(names, available, tokens).items():
+        pred = _predicted(ccfg, predictor, names, mix, tokens)
+        rows.append({"mixture": label, **{f"p_{n}": pred["ratios"][n] for n in names},
+                     "predicted": pred["predicted"], "lo": pred["interval"][0], "hi": pred["interval"][1]})
+    return pd.DataFrame(rows)
+
+
 def verify_stage(ccfg: CurateConfig, plan, predictor, names, available, tokens, features, scores, target_arrays,
                  trainer, classes) -> dict:
-    """Train the proxy on the plan and on baselines at the same budget; measured metric per mixture."""
-    k = len(names)
-    uniform = dict(zip(names, [1.0 / k] * k))
-    total = sum(available.values())
-    natural = {n: available[n] / total for n in names}
-    ones = dict.fromkeys(names, 1.0)
-    mixtures = {
-        "plan": {n: (plan.ratios[n], plan.keep_fractions[n], plan.epochs[n]) for n in names},
-        "uniform": _mixture(names, uniform, ones, available, tokens),
-        "unfiltered": _mixture(names, plan.ratios, ones, available, tokens),
-        "natural": _mixture(names, natural, ones, available, tokens),
-    }
+    """Train the proxy on the plan and on the reference mixtures at the same budget; measured metric per mixture."""
     out = {}
-    for label, mix in mixtures.items():
-        p = np.array([mix[n][0] for n in names])
-        q = np.array([mix[n][1] for n in names])
+    for label, mix in reference_mixtures(names, available, tokens, plan).items():
         values = []
         for seed in ccfg.verify_seeds:
             X, y = _training_set(mix, features, scores, seed)
             acc, _ = trainer.train(X, y, *target_arrays, classes=classes, seed=seed)
             values.append(acc)
-        lo, hi = predictor.predict_interval(p, tokens, q=q, level=ccfg.level)
-        out[label] = {"ratios": dict(zip(names, p.tolist())), "keep_fractions": dict(zip(names, q.tolist())),
-                      "samples": int(len(y)), "predicted": float(predictor.predict(p, tokens, q=q)),
-                      "interval": [lo, hi], "measured": float(np.mean(values)),
+        out[label] = {**_predicted(ccfg, predictor, names, mix, tokens), "samples": int(len(y)),
+                      "measured": float(np.mean(values)),
                       "measured_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
                       "measured_runs": [float(v) for v in values]}
     return out
 
 
 # ------------------------------------------------------------------------------------------------ run
-def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = None) -> dict:
+def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = None,
+        until: str | None = None) -> dict:
     """Run the curate pipeline in ``run_dir``; return the metrics written to ``metrics.json``.
 
     Parameters
@@ -320,18 +345,25 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     options : dict, optional
         The curate options (:class:`CurateConfig` fields); default: ``cfg.curate`` when the config
         has that section, else the defaults.
+    until : str, optional
+        Stop after this stage (one of :data:`STAGES`); earlier stages reuse what the run directory
+        already holds (embeddings, scores, proxy runs), so ``until="apply"`` after a full run
+        rewrites only the curated shards. Default: every stage.
 
     Raises
     ------
     ValueError
-        Unknown source names, infeasible constraints, a compute budget below one sample, a money
-        budget below one sample's price, scores missing for a filtered source — before any output.
+        Unknown stage, unknown source names, infeasible constraints, a compute budget below one
+        sample, a money budget below one sample's price, scores missing for a filtered source —
+        before any output.
     """
     from datamix.apply import apply_plan
     from datamix.optimize import optimize_mixture
     from datamix.optimize.frontier import threshold_curve
     from datamix.proxy.runs import ProxyTrainer
 
+    if until is not None and until not in STAGES:
+        raise ValueError(f"the curate pipeline has no stage {until!r}; its stages: {', '.join(STAGES)}")
     t_start = time.perf_counter()
     timings = {}
     ccfg = curate_config(cfg, options)
@@ -340,37 +372,78 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     resolved = _validate(ccfg, sources, target)
     names, chosen, available, tokens = (resolved[k] for k in ("names", "sources", "available", "tokens"))
     seed = int(getattr(cfg, "seed", 0))
+    metrics = {
+        "datamix_version": __version__,
+        "pipeline": "curate",
+        "curate_config": ccfg.model_dump(mode="json"),
+        "sources": {s.name: {"n": len(s), "kind": s.kind, "price": s.price} for s in chosen},
+        "target": {"name": target.name, "n": len(target)},
+        "tokens": tokens,
+        "stages_done": [],
+        "seconds": timings,
+    }
+
+    def done(stage: str, *, record: bool = True) -> bool:
+        """Record ``stage`` as done; True when the run stops here (metrics written)."""
+        if record:
+            metrics["stages_done"].append(stage)
+        if stage not in (until, STAGES[-1]):
+            return False
+        timings["total"] = time.perf_counter() - t_start
+        metrics["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+        run_dir.save_metrics(_finite(metrics))
+        logger.info("curate stopped after %s in %.1f s", stage, timings["total"])
+        return True
 
     # nothing was written before this point
     if hasattr(cfg, "to_yaml"):
         run_dir.save_config(cfg)
     write_json(run_dir.path("curate_config.json"), ccfg.model_dump(mode="json"))
     t0 = time.perf_counter()
-    embed_summary = embed_stage(cfg, run_dir, chosen + [target], progress=progress)
+    metrics["embed"] = embed_stage(cfg, run_dir, chosen + [target], progress=progress)
     features = {s.name: _features(run_dir, s) for s in chosen}
     target_arrays = _features(run_dir, target)
     timings["embed"] = time.perf_counter() - t0
+    if done("embed"):
+        return metrics
 
     t0 = time.perf_counter()
-    scores, score_summary = score_stage(ccfg, run_dir, chosen, features, seed)
+    scores, metrics["score"] = score_stage(ccfg, run_dir, chosen, features, seed)
     timings["score"] = time.perf_counter() - t0
+    if done("score"):
+        return metrics
 
     t0 = time.perf_counter()
     runs, pools = measure_stage(ccfg, run_dir, chosen, features, scores, target_arrays, trainer)
     write_text(run_dir.path("pool_runs.csv"), runs.to_csv(index=False, float_format="%.10g"))
+    metrics["runs"] = {"total": int(len(runs)), "trained": int((~runs["reused"]).sum()),
+                       "reused": int(runs["reused"].sum())}
     timings["measure"] = time.perf_counter() - t0
+    if done("measure"):
+        return metrics
 
     t0 = time.perf_counter()
     law, predictor, X_law, y_law = fit_stage(ccfg, runs, pools, len(target_arrays[1]), seed)
+    metrics["law"] = {"params": law.params_, "converged": bool(law.converged_),
+                      "mean_abs_rel_error": float(law.score(X_law, y_law))}
     write_json(run_dir.path("law.json"), {
-        "law": "QualityQuantity", "form": law.form, "params": law.params_, "converged": bool(law.converged_),
-        "pools": {src: [[k, v] for k, v in p.items()] for src, p in pools.items()},  # best first (JSON sorts keys)
-        "mean_abs_rel_error": float(law.score(X_law, y_law))})
+        "law": "QualityQuantity", "form": law.form, **metrics["law"],
+        "pools": {src: [[k, v] for k, v in p.items()] for src, p in pools.items()}})  # best first (JSON sorts keys)
     timings["fit"] = time.perf_counter() - t0
+    if done("fit"):
+        return metrics
+
+    t0 = time.perf_counter()
+    predictions = predict_stage(ccfg, predictor, names, available, tokens)
+    write_text(run_dir.path("predictions.csv"), predictions.to_csv(index=False, float_format="%.10g"))
+    metrics["predictions"] = predictions.set_index("mixture")[["predicted", "lo", "hi"]].to_dict(orient="index")
+    timings["predict"] = time.perf_counter() - t0
+    if done("predict"):
+        return metrics
 
     t0 = time.perf_counter()
     constraints = resolved["constraints"]
-    scored = {n: v for n, v in scores.items() if score_summary[n]["method"] != "none"}
+    scored = {n: v for n, v in scores.items() if metrics["score"][n]["method"] != "none"}
     plan = optimize_mixture(predictor, tokens=tokens, sources=available, seed=seed, scores=scored,
                             n_starts=ccfg.n_starts, level=ccfg.level, **constraints)
     plan.provenance["law"] = {"name": "QualityQuantity", "form": law.form, "converged": bool(law.converged_)}
@@ -382,12 +455,19 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
                                **{k: v for k, v in constraints.items() if k != "thresholds"},
                                thresholds=constraints["thresholds"], n_starts=max(2, ccfg.n_starts // 2))
     write_text(run_dir.path("frontier.csv"), frontier.to_frame().to_csv(index=False, float_format="%.10g"))
+    metrics["plan"] = plan.to_dict()
+    metrics["frontier"] = frontier.to_frame().to_dict(orient="list")
     timings["optimize"] = time.perf_counter() - t0
+    if done("optimize"):
+        return metrics
 
     t0 = time.perf_counter()
     manifest = _quietly(not progress, apply_plan, plan, chosen, scored, run_dir.path("curated"), seed=seed,
                         format=ccfg.format, shard_size=ccfg.shard_size)
+    metrics["manifest"] = {"total_samples": manifest["total_samples"], "total_unique": manifest["total_unique"]}
     timings["apply"] = time.perf_counter() - t0
+    if done("apply"):
+        return metrics
 
     t0 = time.perf_counter()
     verified = None
@@ -395,43 +475,24 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
         classes = np.unique(np.concatenate([features[n][1] for n in names] + [target_arrays[1]]))
         verified = verify_stage(ccfg, plan, predictor, names, available, tokens, features, scores, target_arrays,
                                 trainer, classes)
+    metrics["verified"] = verified
+    metrics["check"] = None if not verified else {
+        "plan_beats_uniform": verified["plan"]["measured"] > verified["uniform"]["measured"],
+        "plan_beats_unfiltered": verified["plan"]["measured"] > verified["unfiltered"]["measured"],
+        "plan_beats_natural": verified["plan"]["measured"] > verified["natural"]["measured"]}
     timings["verify"] = time.perf_counter() - t0
+    if done("verify", record=ccfg.verify):  # recorded only when the config asks for it
+        return metrics
 
     t0 = time.perf_counter()
     report = _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, frontier, verified, tokens,
                      trainer, resolved)
+    metrics["report"] = {"html": report.html.name, "markdown": report.markdown.name,
+                         "figures": sorted(f"figures/{p.name}" for p in report.figures.values())}
     timings["report"] = time.perf_counter() - t0
-
-    check = None
-    if verified:
-        check = {"plan_beats_uniform": verified["plan"]["measured"] > verified["uniform"]["measured"],
-                 "plan_beats_unfiltered": verified["plan"]["measured"] > verified["unfiltered"]["measured"],
-                 "plan_beats_natural": verified["plan"]["measured"] > verified["natural"]["measured"]}
-    metrics = {
-        "datamix_version": __version__,
-        "pipeline": "curate",
-        "curate_config": ccfg.model_dump(mode="json"),
-        "sources": {s.name: {"n": len(s), "kind": s.kind, "price": s.price} for s in chosen},
-        "target": {"name": target.name, "n": len(target)},
-        "tokens": tokens,
-        "embed": embed_summary,
-        "score": score_summary,
-        "runs": {"total": int(len(runs)), "trained": int((~runs["reused"]).sum()),
-                 "reused": int(runs["reused"].sum())},
-        "law": {"params": law.params_, "converged": bool(law.converged_),
-                "mean_abs_rel_error": float(law.score(X_law, y_law))},
-        "plan": plan.to_dict(),
-        "frontier": frontier.to_frame().to_dict(orient="list"),
-        "manifest": {"total_samples": manifest["total_samples"], "total_unique": manifest["total_unique"]},
-        "verified": verified,
-        "check": check,
-        "report": {"html": report.html.name, "markdown": report.markdown.name,
-                   "figures": sorted(f"figures/{p.name}" for p in report.figures.values())},
-        "stages_done": list(STAGES if ccfg.verify else tuple(s for s in STAGES if s != "verify")),
-        "seconds": {k: round(v, 3) for k, v in {**timings, "total": time.perf_counter() - t_start}.items()},
-    }
-    run_dir.save_metrics(_finite(metrics))
-    logger.info("curate done in %.1f s: predicted %.4f; %s", time.perf_counter() - t_start, plan.predicted, check)
+    done("report")
+    logger.info("curate done in %.1f s: predicted %.4f; %s", time.perf_counter() - t_start, plan.predicted,
+                metrics["check"])
     return metrics
 
 

@@ -51,3 +51,14 @@ def test_info_describes_the_install(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "datamix 0.1.0" in out and "bundled scenario 'digits'" in out
+
+
+def test_stage_commands_stop_after_their_stage_and_refuse_stages_a_pipeline_lacks(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", str(ROOT / "configs" / "quickstart.yaml"), "--out", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "stages done: embed, score, measure, fit\n" in printed and "law: mean abs. relative error" in printed
+    assert (out / "law.json").exists() and not (out / "plan.yaml").exists()
+    assert main(["apply", str(ROOT / "configs" / "prune_eval.yaml"), "--out", str(tmp_path / "pe")]) == 2
+    err = capsys.readouterr().err
+    assert "prune_eval pipeline" in err and "no stage 'apply'" in err

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import pipelines.curate as curate
@@ -143,3 +144,34 @@ def test_default_options_and_config_section(cfg):
     assert curate.curate_config(cfg) == curate.CurateConfig()
     assert curate.curate_config(cfg, {"buckets": 3}).buckets == 3
     assert curate.bucket_rows(np.array([0.1, 0.9, 0.5, 0.7]), 2)[0].tolist() == [1, 3]
+
+
+def test_stages_run_alone_reuse_the_run_directory_and_give_the_same_plan(done, tmp_path):
+    out, metrics = done
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    for name in ("law.json", "predictions.csv", "plan.yaml", "plan.json", "frontier.csv", "report.html"):
+        (again / name).unlink()
+    shutil.rmtree(again / "curated")
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml")
+
+    fit = curate.run(cfg, RunDir(again), progress=False, options=FAST, until="fit")
+    assert fit["stages_done"] == list(curate.STAGES[:curate.STAGES.index("fit") + 1])
+    assert fit["runs"]["trained"] == 0 and fit["runs"]["total"] == metrics["runs"]["total"]
+    assert (again / "law.json").exists() and not (again / "plan.yaml").exists()
+    assert json.loads((again / "metrics.json").read_text())["stages_done"] == fit["stages_done"]
+
+    curate.run(cfg, RunDir(again), progress=False, options=FAST, until="predict")
+    table = pd.read_csv(again / "predictions.csv").set_index("mixture")
+    assert {"uniform", "natural"} | {f"only {n}" for n in metrics["sources"]} == set(table.index)
+    assert (table["lo"] <= table["hi"]).all() and table["predicted"].between(0, 1).all()
+    for label in ("uniform", "natural"):  # the same mixture and law as the verify stage's prediction
+        assert table.loc[label, "predicted"] == pytest.approx(metrics["verified"][label]["predicted"], abs=1e-9)
+    assert not (again / "plan.yaml").exists()
+
+    curate.run(cfg, RunDir(again), progress=False, options=FAST, until="apply")
+    assert (again / "plan.yaml").read_bytes() == (out / "plan.yaml").read_bytes()
+    assert (again / "curated" / "manifest.json").read_bytes() == (out / "curated" / "manifest.json").read_bytes()
+    assert not (again / "report.html").exists()
+    with pytest.raises(ValueError, match="no stage 'bogus'.*embed, score"):
+        curate.run(cfg, RunDir(again), progress=False, options=FAST, until="bogus")
