@@ -239,13 +239,79 @@ class CurateConfig(_Strict):
         return sorted(set(v))
 
 
+class StageResources(_Strict):
+    """Resources of each Ray actor of one stage.
+
+    num_cpus : CPUs per actor (default 1); num_gpus : GPUs per actor (default: 1 for ``embed`` when
+    the Ray cluster has GPUs, else 0); concurrency : actors in the pool (default: as many as the
+    cluster's CPUs, or GPUs, allow; never more than the stage has shards).
+    """
+
+    num_cpus: float = Field(default=1.0, gt=0)
+    num_gpus: float | None = Field(default=None, ge=0)
+    concurrency: int | None = Field(default=None, ge=1)
+
+
+class StageResourcesConfig(_Strict):
+    """``engine.resources``: one :class:`StageResources` per per-sample stage."""
+
+    embed: StageResources = Field(default_factory=StageResources)
+    score: StageResources = Field(default_factory=StageResources)
+    apply: StageResources = Field(default_factory=StageResources)
+
+
+class EngineConfig(_Strict):
+    """Where the per-sample stages (embed, score, apply) run: ``local`` (in this process, the
+    default) or ``ray`` (Ray Data actors; ``pip install 'datamix[ray]'``).
+
+    Written ``engine: ray`` (short form) or as a mapping::
+
+        engine:
+          name: ray
+          address: auto        # join a running cluster; null starts a local Ray instance
+          num_cpus: null       # CPUs of that local instance (default: all)
+          max_retries: 3       # restarts of a killed actor and retries of its shard
+          resources:
+            embed: {num_cpus: 1, num_gpus: 1}
+            score: {num_cpus: 1, concurrency: 4}
+
+    Both engines give the same embeddings, scores and curated shards (see :mod:`datamix.engine`).
+    """
+
+    name: Literal["local", "ray"] = "local"
+    address: str | None = None
+    num_cpus: int | None = Field(default=None, ge=1)
+    max_retries: int = Field(default=3, ge=0)
+    resources: StageResourcesConfig = Field(default_factory=StageResourcesConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data):
+        if isinstance(data, str):  # engine: ray
+            return {"name": data}
+        return data
+
+    @model_validator(mode="after")
+    def _usable(self):
+        if self.name == "local" and (self.address is not None or self.num_cpus is not None):
+            raise ValueError("'address' and 'num_cpus' apply to engine 'ray' only")
+        if self.name == "ray":
+            from datamix.engine import require_ray
+
+            try:
+                require_ray()
+            except ImportError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
 class RunConfig(_Strict):
     """A whole run: which pipeline, on which data, with which stage settings."""
 
     pipeline: Literal[PIPELINES] = "curate"  # type: ignore[valid-type]
     name: str = "run"
     seed: int = 0
-    engine: Literal["local", "ray"] = "local"
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     data: DataConfig
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
@@ -264,13 +330,6 @@ class RunConfig(_Strict):
         if self.pipeline == "purchase" and self.purchase is None:
             raise ValueError("pipeline 'purchase' needs a 'purchase:' section with at least a budget")
         return self
-
-    @field_validator("engine")
-    @classmethod
-    def _engine_built(cls, v: str) -> str:
-        if v != "local":
-            raise ValueError(f"engine {v!r} is not available in this version of datamix; use 'local'")
-        return v
 
     def resolve(self, path: str | list[str]) -> str | list[str]:
         """Paths of a source relative to the config file's folder."""

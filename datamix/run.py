@@ -65,29 +65,36 @@ def load_sources(cfg: RunConfig, run: RunDir) -> tuple[list[Source], Source | No
     return [build(s) for s in data.sources], (build(data.target) if data.target else None)
 
 
-def embed_stage(cfg: RunConfig, run: RunDir, sources: list[Source], *, progress: bool = True) -> dict:
-    """Embed every source into ``run/embeddings/<name>`` (resuming); return a summary per source."""
-    from datamix.embed import embed, get_encoder
+def embed_stage(cfg: RunConfig, run: RunDir, sources: list[Source], *, progress: bool = True,
+                engine=None) -> dict:
+    """Embed every source into ``run/embeddings/<name>`` (resuming) on the config's engine (or
+    ``engine``); return a summary per source. Sources of one kind are embedded together: one
+    model load per kind (per actor on Ray)."""
+    from datamix.embed import embed_sources
+    from datamix.engine import get_engine
 
-    summary, encoders = {}, {}
-    for s in sources:
-        key = (s.kind, cfg.embed.model)
-        if key not in encoders:  # load each model once for all sources of its kind
-            encoders[key] = get_encoder(cfg.embed.model, kind=s.kind, device=cfg.embed.device,
-                                        batch_size=cfg.embed.batch_size,
-                                        trust_remote_code=cfg.embed.trust_remote_code)
+    engine = get_engine(engine if engine is not None else getattr(cfg, "engine", None))
+    summary = {}
+    for kind in dict.fromkeys(s.kind for s in sources):
+        group = [s for s in sources if s.kind == kind]
         t0 = time.perf_counter()
-        store = embed(s, encoders[key], store=run.embeddings(s.name), shard_size=cfg.embed.shard_size,
-                      progress=progress)
+        stores = embed_sources(group, cfg.embed.model, stores={s.name: run.embeddings(s.name) for s in group},
+                               shard_size=cfg.embed.shard_size, batch_size=cfg.embed.batch_size,
+                               device=cfg.embed.device, trust_remote_code=cfg.embed.trust_remote_code,
+                               progress=progress, engine=engine)
         seconds = time.perf_counter() - t0
-        summary[s.name] = {"n": len(store), "dim": store.dim, "model": store.model,
-                           "seconds": round(seconds, 3), "samples_per_s": round(len(store) / max(seconds, 1e-9), 1)}
-        logger.info("embedded %s: %d x %d with %s in %.1f s", s.name, len(store), store.dim, store.model, seconds)
+        n_total = sum(len(st) for st in stores.values())
+        for name, store in stores.items():
+            summary[name] = {"n": len(store), "dim": store.dim, "model": store.model, "engine": engine.name,
+                             "seconds": round(seconds * len(store) / max(n_total, 1), 3),
+                             "samples_per_s": round(n_total / max(seconds, 1e-9), 1)}
+        logger.info("embedded %d %s sources (%d samples) with %s on %s in %.1f s", len(group), kind, n_total,
+                    cfg.embed.model, engine.name, seconds)
     return summary
 
 
-def load_embeddings(run: RunDir, sources: list[Source]) -> dict:
-    """The embeddings of each source from the run's stores, float32 of shape (n_i, d)."""
+def open_stores(run: RunDir, sources: list[Source]) -> dict:
+    """The embedding store of each source, checked against the source's ids."""
     from datamix.data.store import EmbeddingStore
 
     out = {}
@@ -96,25 +103,33 @@ def load_embeddings(run: RunDir, sources: list[Source]) -> dict:
         if len(store) != len(s) or not np.array_equal(store.ids, s.ids):
             raise ValueError(f"embeddings at {run.embeddings(s.name)} do not match source {s.name!r} "
                              "(different ids); rerun the embed stage")
-        out[s.name] = store.load()
+        out[s.name] = store
     return out
 
 
-def score_stage(cfg: RunConfig, run: RunDir, sources: list[Source]) -> dict:
-    """Score every source's samples (on their union) into ``run/scores/<name>.parquet``."""
-    from datamix.prune.scoring import score_sources
+def load_embeddings(run: RunDir, sources: list[Source]) -> dict:
+    """The embeddings of each source from the run's stores, float32 of shape (n_i, d)."""
+    return {name: store.load() for name, store in open_stores(run, sources).items()}
+
+
+def score_stage(cfg: RunConfig, run: RunDir, sources: list[Source], *, engine=None) -> dict:
+    """Score every source's samples (on their union) into ``run/scores/<name>.parquet``, streaming
+    the embeddings from the stores on the config's engine (or ``engine``)."""
+    from datamix.engine import get_engine
+    from datamix.prune.streaming import score_stores
 
     sc = cfg.score
+    engine = get_engine(engine if engine is not None else getattr(cfg, "engine", None))
     t0 = time.perf_counter()
-    tables = score_sources(load_embeddings(run, sources), {s.name: s.labels for s in sources},
-                           metrics=sc.metrics, n_clusters=sc.n_clusters, semdedup_eps=sc.semdedup_eps,
-                           dynamics_model=sc.dynamics_model, dynamics_epochs=sc.dynamics_epochs,
-                           dynamics_seeds=sc.dynamics_seeds, seed=cfg.seed)
+    tables = score_stores(open_stores(run, sources), {s.name: s.labels for s in sources},
+                          metrics=sc.metrics, n_clusters=sc.n_clusters, semdedup_eps=sc.semdedup_eps,
+                          dynamics_model=sc.dynamics_model, dynamics_epochs=sc.dynamics_epochs,
+                          dynamics_seeds=sc.dynamics_seeds, seed=cfg.seed, engine=engine)
     summary = {}
     for s in sources:
         table = tables[s.name]
         table.insert(0, "id", s.ids)
         atomic_write(run.path("scores", f"{s.name}.parquet"), lambda fh, t=table: t.to_parquet(fh, index=False))
         summary[s.name] = {m: round(float(table[m].mean()), 6) for m in table.columns if m != "id"}
-    logger.info("scored %d sources in %.1f s", len(sources), time.perf_counter() - t0)
+    logger.info("scored %d sources in %.1f s on %s", len(sources), time.perf_counter() - t0, engine.name)
     return summary

@@ -463,7 +463,7 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
 
     t0 = time.perf_counter()
     manifest = _quietly(not progress, apply_plan, plan, chosen, scored, run_dir.path("curated"), seed=seed,
-                        format=ccfg.format, shard_size=ccfg.shard_size)
+                        format=ccfg.format, shard_size=ccfg.shard_size, engine=getattr(cfg, "engine", None))
     metrics["manifest"] = {"total_samples": manifest["total_samples"], "total_unique": manifest["total_unique"]}
     timings["apply"] = time.perf_counter() - t0
     if done("apply"):

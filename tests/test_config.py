@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from datamix.config import ConfigError, load_config, parse_config
 
@@ -75,6 +76,12 @@ def test_yaml_is_loaded_safely(tmp_path):
         load_config(p)
 
 
-def test_engines_not_built_yet_are_refused():
-    with pytest.raises(ConfigError, match="engine 'ray' is not available"):
-        parse_config({"engine": "ray", "data": {"bundled": "digits"}})
+def test_engine_short_form_and_mapping_round_trip():
+    pytest.importorskip("ray.data")
+    cfg = parse_config({"engine": "ray", "data": {"bundled": "digits"}})
+    assert (cfg.engine.name, cfg.engine.address, cfg.engine.max_retries) == ("ray", None, 3)
+    cfg = parse_config({"engine": {"name": "ray", "address": "auto", "resources": {"embed": {"num_gpus": 1}}},
+                        "data": {"bundled": "digits"}})
+    assert cfg.engine.resources.embed.num_gpus == 1 and cfg.engine.resources.score.num_gpus is None
+    again = parse_config(yaml.safe_load(cfg.to_yaml()))
+    assert again.engine == cfg.engine

@@ -6,6 +6,10 @@ each is repeated: every kept sample ⌊epochs⌋ times, plus once more for a fix
 them so that the total is ``round(epochs · kept)``. Shards are written with HF ``datasets`` (parquet
 or jsonl), each atomically, and the manifest last: a reader trusts only what the manifest lists, and a
 rerun after a kill rewrites everything with the same result.
+
+The selection is global and runs on the driver; writing the shards is the step :class:`WriteShards`,
+which an execution engine (:mod:`datamix.engine`) runs in this process or on Ray actors, one shard
+per call, with the same files either way.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from datamix.data.sources import Source, check_name
 from datamix.data.store import file_sha256
 from datamix.io import atomic_write, write_json
-from datamix.optimize.plan import Plan
+
+if TYPE_CHECKING:  # not at run time: a Ray worker writing shards need not import torch
+    from datamix.optimize.plan import Plan
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +78,7 @@ def select_rows(scores: np.ndarray, keep_fraction: float, epochs: float, *, seed
 
 
 def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | os.PathLike, *,
-               seed: int = 0, format: str = "parquet", shard_size: int = 100_000) -> dict:
+               seed: int = 0, format: str = "parquet", shard_size: int = 100_000, engine=None) -> dict:
     """Write the curated dataset that ``plan`` describes; return the manifest.
 
     Parameters
@@ -85,11 +92,15 @@ def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | o
         Quality score per row of each filtered source (higher = better); a source without scores
         may only have keep_fraction 1.
     out_dir : path-like
-        Folder for ``<source>/shard-*.parquet`` (or ``.jsonl``) and ``manifest.json``.
+        Folder for ``<source>/shard-*.parquet`` (or ``.jsonl``) and ``manifest.json``; it must be
+        reachable from every worker of the engine.
     seed : int
     format : {"parquet", "jsonl"}
     shard_size : int
         Rows per shard.
+    engine : None, str or engine, optional
+        Where the shards are written (see :func:`datamix.engine.get_engine`); default local. The
+        selection itself runs here, on all scores at once.
 
     Returns
     -------
@@ -97,8 +108,12 @@ def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | o
         The manifest: per source the shards (file, rows, sha256), samples kept, samples with
         repeats, and the score threshold; totals.
     """
+    from datamix.engine import get_engine
+
     if format not in FORMATS:
         raise ValueError(f"format={format!r}; choose one of {FORMATS}")
+    if int(shard_size) != shard_size or shard_size < 1:
+        raise ValueError(f"shard_size={shard_size!r} must be a positive integer")
     by_name = {s.name: s for s in sources}
     used = [n for n, r in plan.ratios.items() if r > 0]
     missing = [n for n in used if n not in by_name]
@@ -110,36 +125,67 @@ def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | o
             raise ValueError(f"source {n!r} is filtered (keep_fraction {q}) but has no scores")
         if n in scores and len(scores[n]) != len(by_name[n]):
             raise ValueError(f"scores of source {n!r} have {len(scores[n])} values for {len(by_name[n])} rows")
+    engine = get_engine(engine)
     out = Path(out_dir)
+    selections = {n: select_rows(scores.get(n, np.zeros(len(by_name[n]))), plan.keep_fractions.get(n, 1.0),
+                                 plan.epochs.get(n, 1.0), seed=seed, name=n) for n in used}
+    tasks = [{"source": n, "shard": k, "start": start, "stop": min(start + shard_size, len(selections[n].rows))}
+             for n in used for k, start in enumerate(range(0, len(selections[n].rows), shard_size))]
+    fn_kwargs = {"sources": {n: by_name[n] for n in used}, "selections": selections, "out_dir": str(out),
+                 "format": format}
+    written = {(r["source"], int(r["shard"])): {"file": r["file"], "rows": int(r["rows"]), "sha256": r["sha256"]}
+               for r in engine.map_shards(WriteShards, tasks, fn_kwargs=fn_kwargs, stage="apply")}
     manifest = {"format": format, "sources": {}, "total_samples": 0, "total_unique": 0}
     for n in used:
-        src = by_name[n]
-        sel = select_rows(scores.get(n, np.zeros(len(src))), plan.keep_fractions.get(n, 1.0),
-                          plan.epochs.get(n, 1.0), seed=seed, name=n)
-        shards = _write_source(src, sel, out / check_name(n), format, shard_size)
+        sel = selections[n]
+        shards = [written[(t["source"], t["shard"])] for t in tasks if t["source"] == n]
         manifest["sources"][n] = {"shards": shards, "unique": int(len(sel.rows)),
                                   "samples": int(sel.repeats.sum()),
                                   "threshold": sel.threshold if n in scores else None}
         manifest["total_samples"] += int(sel.repeats.sum())
         manifest["total_unique"] += int(len(sel.rows))
     write_json(out / "manifest.json", manifest)
-    logger.info("curated %d samples (%d unique) from %d sources into %s", manifest["total_samples"],
-                manifest["total_unique"], len(used), out)
+    logger.info("curated %d samples (%d unique) from %d sources into %s on %s", manifest["total_samples"],
+                manifest["total_unique"], len(used), out, engine.name)
     return manifest
 
 
-def _write_source(src: Source, sel: Selection, folder: Path, format: str, shard_size: int) -> list:
-    shards = []
-    for k, start in enumerate(range(0, len(sel.rows), shard_size)):
-        rows, reps = sel.rows[start:start + shard_size], sel.repeats[start:start + shard_size]
+class WriteShards:
+    """Shard step of the apply stage: write one curated shard of one source, atomically.
+
+    Parameters
+    ----------
+    sources : dict of str to Source
+    selections : dict of str to Selection
+        The rows kept from each source and their repetitions (chosen on the driver).
+    out_dir : path-like
+    format : {"parquet", "jsonl"}
+
+    Each call takes tasks ``{"source", "shard", "start", "stop"}`` (``start:stop`` indexes the
+    source's selection) and returns ``source, shard, file, rows, sha256`` per task.
+    """
+
+    def __init__(self, sources: dict, selections: dict, out_dir: str | os.PathLike, format: str):
+        self.sources, self.selections = sources, selections
+        self.out, self.format = Path(out_dir), format
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = [self.one(str(n), int(k), int(a), int(b))
+                for n, k, a, b in zip(batch["source"], batch["shard"], batch["start"], batch["stop"])]
+        return {key: np.asarray([r[key] for r in rows]) for key in rows[0]}
+
+    def one(self, name: str, k: int, start: int, stop: int) -> dict:
+        src, sel = self.sources[name], self.selections[name]
+        rows, reps = sel.rows[start:stop], sel.repeats[start:stop]
         part = src.dataset.select(rows)
         part = part.add_column("datamix_id", src.ids_of(rows).tolist())
         part = part.add_column("datamix_source", [src.name] * len(rows))
         part = part.add_column("datamix_repeats", reps.tolist())
-        name = f"shard-{k:05d}.{format}"
-        if format == "parquet":
-            atomic_write(folder / name, lambda fh: part.to_parquet(fh))
+        folder = self.out / check_name(name)
+        fname = f"shard-{k:05d}.{self.format}"
+        if self.format == "parquet":
+            atomic_write(folder / fname, lambda fh: part.to_parquet(fh))
         else:
-            atomic_write(folder / name, lambda fh: part.to_json(fh, lines=True))
-        shards.append({"file": f"{src.name}/{name}", "rows": int(len(rows)), "sha256": file_sha256(folder / name)})
-    return shards
+            atomic_write(folder / fname, lambda fh: part.to_json(fh, lines=True))
+        return {"source": name, "shard": k, "file": f"{name}/{fname}", "rows": int(len(rows)),
+                "sha256": file_sha256(folder / fname)}

@@ -10,6 +10,11 @@ Shard k always holds rows ``[k * shard_size, (k + 1) * shard_size)`` of its sour
 rewrites a missing or damaged shard in place and can never hold a sample twice. Each shard file is
 written atomically, then the manifest is rewritten atomically to list it, with its checksum and a
 hash of its input rows; a shard not listed, or whose file does not match its record, is not done.
+
+Writing a shard's files (:func:`write_shard`) and listing it (:meth:`StoreWriter.register`) are
+separate steps so that an execution engine can run the first in parallel workers while the driver
+alone writes the manifest: a worker killed between the two leaves files that no manifest lists,
+and the shard is written again, in the same place, by the retry or the next run.
 """
 
 from __future__ import annotations
@@ -146,6 +151,15 @@ class EmbeddingStore:
         """The k-th shard as a read-only memory map, shape (m, dim)."""
         return self._maps[k]
 
+    def read(self, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``rows`` (default all) of the k-th shard, read into memory through a memory map that
+        is closed again: nothing of the file stays mapped, so the resident memory of a process that
+        streams a store is what it keeps, not the file. float32 of shape (len(rows), dim)."""
+        X = self._open_shard(self.shards[k])
+        out = np.array(X if rows is None else X[rows], dtype=np.float32)
+        del X  # unmap
+        return out
+
     def load(self) -> np.ndarray:
         """All embeddings in row order, in memory, float32 of shape (n, dim)."""
         if not self._maps:
@@ -241,18 +255,35 @@ class StoreWriter:
     def write(self, k: int, ids: np.ndarray, X: np.ndarray, input_hash: str) -> None:
         """Write shard k atomically, then list it in the manifest."""
         start, stop = self.bounds(k)
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or len(X) != stop - start or len(ids) != stop - start:
-            raise ValueError(f"shard {k}: got {X.shape} embeddings and {len(ids)} ids for rows {start}:{stop}")
+        self._check_dim(k, np.shape(X)[-1] if np.ndim(X) == 2 else None)
+        rec = write_shard(self.path, k, start, stop, ids, X, input_hash)
+        self.register(rec, int(np.shape(X)[1]))
+
+    def _check_dim(self, k: int, dim: int | None) -> None:
+        if dim is not None and self.dim is not None and dim != self.dim:
+            raise ValueError(f"shard {k}: embeddings of dimension {dim}, the store holds {self.dim}")
+
+    def register(self, rec: ShardRecord, dim: int) -> None:
+        """List a shard whose files :func:`write_shard` wrote (in this process or a worker) in the
+        manifest, after checking its bounds, dimension and files; the manifest is rewritten
+        atomically. Only the process that owns this writer calls it (a single manifest writer)."""
+        if (rec.start, rec.stop) != self.bounds(rec.index):
+            raise ValueError(f"shard {rec.index}: rows {rec.start}:{rec.stop}, this store's shard "
+                             f"{rec.index} holds rows {self.bounds(rec.index)}")
+        self._check_dim(rec.index, int(dim))
+        missing = [f for f in (rec.file, rec.ids_file) if not (self.path / f).exists()]
+        if missing:  # the checksum itself was taken by the writer, from the file it had just renamed
+            raise StoreError(f"{self.path}: shard {rec.index} was reported written but {missing} are missing; "
+                             "is the store folder shared with the workers?")
         if self.dim is None:
-            self.dim = int(X.shape[1])
-        elif X.shape[1] != self.dim:
-            raise ValueError(f"shard {k}: embeddings of dimension {X.shape[1]}, the store holds {self.dim}")
-        name = shard_name(k)
-        save_npy(self.path / f"{name}.ids.npy", np.asarray(ids, dtype=str))
-        f = save_npy(self.path / f"{name}.npy", X)
-        self.records[k] = ShardRecord(k, start, stop, file_sha256(f), input_hash)
+            self.dim = int(dim)
+        self.records[rec.index] = rec
         self._write_manifest()
+
+    def cleanup(self) -> None:
+        """Remove temporary files that killed writers left (call when no worker is writing)."""
+        for tmp in self.path.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
 
     def _write_manifest(self) -> None:
         write_json(self.path / MANIFEST, {
@@ -264,3 +295,35 @@ class StoreWriter:
     def finish(self) -> EmbeddingStore:
         """Check that every shard is written and return the store for reading."""
         return EmbeddingStore(self.path)
+
+
+def write_shard(path: str | os.PathLike, k: int, start: int, stop: int, ids: np.ndarray, X: np.ndarray,
+                input_hash: str) -> ShardRecord:
+    """Write the files of shard ``k`` (rows ``start:stop``) of the store at ``path``, each atomically,
+    and return its record; the manifest is not touched (see :meth:`StoreWriter.register`).
+
+    Parameters
+    ----------
+    path : path-like
+        Store folder (exists).
+    k, start, stop : int
+        Shard index and its rows ``[start, stop)``.
+    ids : array-like of shape (stop - start,)
+        Sample ids of those rows.
+    X : array-like of shape (stop - start, dim)
+        Their embeddings (stored as float32).
+    input_hash : str
+        Hash of the shard's input rows (ids and samples).
+
+    Returns
+    -------
+    ShardRecord
+    """
+    path = Path(path)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if X.ndim != 2 or len(X) != stop - start or len(ids) != stop - start:
+        raise ValueError(f"shard {k}: got {X.shape} embeddings and {len(ids)} ids for rows {start}:{stop}")
+    name = shard_name(k)
+    save_npy(path / f"{name}.ids.npy", np.asarray(ids, dtype=str))
+    f = save_npy(path / f"{name}.npy", X)
+    return ShardRecord(int(k), int(start), int(stop), file_sha256(f), str(input_hash))

@@ -43,7 +43,7 @@ class TextEncoder:
 
         self.device = resolve_device(device)
         cuda = self.device.startswith("cuda")
-        self.name = MINILM if model in ("minilm", MINILM) else str(model)
+        self.name = self.resolve_name(model)
         path = minilm_path() if self.name == MINILM else self.name
         self.model = SentenceTransformer(path, device=self.device, trust_remote_code=trust_remote_code,
                                          local_files_only=self.name == MINILM)
@@ -52,6 +52,11 @@ class TextEncoder:
         self.batch_size = int(batch_size or (512 if cuda else 64))
         logger.info("text encoder %s on %s (batch %d%s)", self.name, self.device, self.batch_size,
                     ", fp16" if cuda else "")
+
+    @staticmethod
+    def resolve_name(model: str) -> str:
+        """The name a TextEncoder built from ``model`` has (and writes into a store's manifest)."""
+        return MINILM if model in ("minilm", MINILM) else str(model)
 
     @property
     def dim(self) -> int:

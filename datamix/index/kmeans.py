@@ -121,18 +121,37 @@ def check_kmeans_options(n_iter: int, n_train: int | None) -> None:
 
 def _spherical_kmeans_impl(X, k, *, n_iter, n_train, rng, device) -> KMeansResult:
     """Spherical k-means on clean input: unit-norm float32 C-contiguous ``X``, valid ``k``."""
-    n, d = X.shape
+    n = X.shape[0]
+    rows, n_train = _training_rows(n, k, n_train, rng)
+    sample = X if rows is None else X[rows]
+    centroids = _train_centroids(sample, k, n_total=n, n_iter=n_iter, rng=rng, device=device)
+    similarity, labels = _assign_impl(X, centroids, device=device)
+    inertia = float(n - similarity.sum(dtype=np.float64))
+    return KMeansResult(centroids, labels, similarity, inertia, n_train)
+
+
+def _training_rows(n, k, n_train, rng):
+    """Sorted rows of the k-means training sample (None: all ``n`` rows) and its size.
+
+    Draws from ``rng`` exactly as :func:`_spherical_kmeans_impl` does, so that a caller holding the
+    rows elsewhere (an embedding store, read shard by shard) trains the same centroids.
+    """
     if n_train is None:
         n_train = DEFAULT_POINTS_PER_CENTROID * k
     n_train = int(min(max(n_train, k), n))
     if n_train < n:
-        sample = X[np.sort(rng.choice(n, size=n_train, replace=False))]
-    else:
-        sample = X
+        return np.sort(rng.choice(n, size=n_train, replace=False)), n_train
+    return None, n_train
+
+
+def _train_centroids(sample, k, *, n_total, n_iter, rng, device):
+    """faiss spherical k-means on a clean unit-norm float32 training ``sample`` (drawn from
+    ``n_total`` points); unit-norm float32 centroids of shape (k, d)."""
+    n_train, d = sample.shape
     per_centroid = math.ceil(n_train / k)
     if per_centroid < _FAISS_MIN_POINTS_PER_CENTROID:
         # A warning when our own subsampling caused it (raise n_train), else just a note.
-        level = logging.WARNING if n_train < n else logging.INFO
+        level = logging.WARNING if n_train < n_total else logging.INFO
         logger.log(level, "k-means: only %d training points per centroid (%d points, k=%d); "
                    "centroids may be poor, consider a smaller n_clusters or a larger n_train",
                    per_centroid, n_train, k)
@@ -143,11 +162,8 @@ def _spherical_kmeans_impl(X, k, *, n_iter, n_train, rng, device) -> KMeansResul
     )
     km.train(sample)
     logger.info("k-means: trained k=%d on %d of %d points (%d per centroid), %d of at most %d "
-                "iterations, %s", k, n_train, n, per_centroid, len(km.obj), n_iter, device)
-    centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
-    similarity, labels = _assign_impl(X, centroids, device=device)
-    inertia = float(n - similarity.sum(dtype=np.float64))
-    return KMeansResult(centroids, labels, similarity, inertia, n_train)
+                "iterations, %s", k, n_train, n_total, per_centroid, len(km.obj), n_iter, device)
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
 
 
 def assign(X: npt.ArrayLike, centroids: npt.ArrayLike, *, device: str = "auto"):

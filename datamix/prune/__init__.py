@@ -17,6 +17,7 @@ from datamix.prune.evaluate import (
 from datamix.prune.prototypes import prototype_scores
 from datamix.prune.select import n_kept, select
 from datamix.prune.semdedup import semdedup
+from datamix.prune.streaming import score_stores
 
 __all__ = [
     "best_per_size",
@@ -34,6 +35,7 @@ __all__ = [
     "plot_metrics",
     "prototype_scores",
     "record_dynamics",
+    "score_stores",
     "select",
     "semdedup",
     "summarize_metrics",

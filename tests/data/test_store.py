@@ -106,3 +106,34 @@ def test_writer_rejects_shards_of_the_wrong_shape(tmp_path):
     w.write(0, np.array(["a", "b", "c"]), np.zeros((3, 4)), "h")
     with pytest.raises(ValueError, match="dimension 5, the store holds 4"):
         w.write(1, np.array(["d", "e"]), np.zeros((2, 5)), "h")
+
+
+def test_shard_files_a_killed_worker_left_unlisted_are_rewritten_not_doubled(tmp_path):
+    """A worker writes a shard's files and dies before the driver lists them: the next run writes
+    them again in place; each id once."""
+    from datamix.data.store import write_shard
+
+    src, X = vector_source()
+    w = StoreWriter(tmp_path / "s", model="identity", n_total=25, shard_size=10)
+    w.register(write_shard(tmp_path / "s", 0, 0, 10, src.ids_between(0, 10), X[:10], "h0"), 4)
+    write_shard(tmp_path / "s", 1, 10, 20, src.ids_between(10, 20), X[10:20] + 7, "stale")  # never listed
+    (tmp_path / "s" / ".shard-000002.npy.abc.tmp").write_bytes(b"half a shard")  # a write cut short
+    assert len(EmbeddingStore(tmp_path / "s", allow_partial=True)) == 10
+    store = embed(src, store=tmp_path / "s", shard_size=10, progress=False)
+    np.testing.assert_array_equal(store.ids, src.ids)
+    np.testing.assert_array_equal(store.load(), X)
+    assert not list((tmp_path / "s").glob(".*.tmp"))
+
+
+def test_register_checks_bounds_dimension_and_files(tmp_path):
+    from datamix.data.store import ShardRecord, write_shard
+
+    w = StoreWriter(tmp_path / "s", model="m", n_total=5, shard_size=3)
+    rec = write_shard(tmp_path / "s", 0, 0, 3, np.array(["a", "b", "c"]), np.zeros((3, 4)), "h")
+    with pytest.raises(ValueError, match=r"rows 0:2, this store's shard 0 holds rows \(0, 3\)"):
+        w.register(ShardRecord(0, 0, 2, rec.sha256, "h"), 4)
+    with pytest.raises(StoreError, match=r"shard 1 was reported written but \['shard-000001.npy'"):
+        w.register(ShardRecord(1, 3, 5, rec.sha256, "h"), 4)
+    w.register(rec, 4)
+    with pytest.raises(ValueError, match="dimension 5, the store holds 4"):
+        w.register(write_shard(tmp_path / "s", 1, 3, 5, np.array(["d", "e"]), np.zeros((2, 5)), "h"), 5)
