@@ -2,25 +2,37 @@
 
 Setting (the issue's anchor): three bundled digits sources — class-skewed, 40% label noise, 30%
 corrupted pixels — each revealing 20% of its offer; a logistic-regression proxy; the 66 mixtures
-with ratios in steps of 0.1. Every mixture is trained at the revealed sizes 38, 75, 150 and 300 on
-the revealed samples, and at 1200 (4x the largest revealed size) on the full offers, with several
-seeds; the mean over seeds is the truth a prediction is scored against.
+with ratios in steps of 0.1, trained on the revealed samples.
 
-1. Stage 1 at N = 300: MAE of OTPredictor (forms split / affine / published / complete) and of the
-   baselines linear and quadratic in the ratios (plain least squares, and ridge with a
-   leave-one-out penalty), fitted on the same 10 / 20 / 40 trainings (one seed each), in two
-   splits: random held-out mixtures, and the paper's region split (fit where p_2 < 0.5, predict
-   where p_2 >= 0.5; p_2 = the noisy-label share). Mean ± std over repetitions (each a new draw of
-   the training mixtures and a new training seed); the measurement noise is printed beside it.
-2. Extrapolation to 1200 from stage 1 at 38..300: MAE of both stage-2 rules.
-3. Selection: the mixture the gradient method picks, trained, vs uniform, size-proportional and
-   best-single-source mixtures, at N = 300 (revealed) and 1200 (full offers).
+Measurements. The *truth* of a mixture is its mean accuracy over ``--seeds`` trainings (seeds
+0, 1, ...). Predictors are fitted on other trainings: every training mixture gets its own seed,
+drawn without replacement from a pool of ``--train-seeds`` seeds (100, 101, ...) disjoint from the
+truth's. Seeds fix the draw of the training samples, and draws of one seed are nested (a mixture at
+seed s shares most of its samples with its neighbours at seed s), so trainings that all used one
+seed would share one draw's error; independent trainings do not, and the seeds of the fits never
+enter the truth.
 
-Runs are kept in ``--out`` (``runs_revealed.csv``, ``runs_full.csv``) and reused by later runs;
-results go to ``--out/results.json``. ``--quick`` (3 seeds, 4 repetitions) runs in about two
-minutes on two busy cores once the runs exist; the default (5 seeds, 10 repetitions) in about six.
+1. Stage 1 at N = 300: MAE of OTPredictor (forms split / affine / published / complete; least
+   squares, except published and complete, which need the leave-one-out ridge penalty, and split
+   once more with it) and of the baselines linear and quadratic in the ratios (plain least squares,
+   the issue's baselines; and with the ridge penalty), fitted on the same 10 / 20 / 40 trainings, in two splits:
+   random held-out mixtures, and the paper's region split (fit where p_2 < 0.5, predict where
+   p_2 >= 0.5; p_2 = the noisy-label share). Mean ± standard error over ``--reps`` repetitions
+   (each a new draw of training mixtures and seeds); the measurement noise is printed beside it.
+   A last table repeats the OT-split ratios with all trainings of a repetition at one seed.
+2. Extrapolation to 1200 (4x the largest revealed size; trained on the full offers) from stage 1 at
+   38, 75, 150 and 300: MAE of both stage-2 rules.
+3. Selection: an OTPredictor fitted on the design a purchase uses (each source alone, the uniform
+   mixture and random mixtures: 20 trainings x 4 sizes); the mixture the gradient method picks,
+   trained with fresh seeds, vs uniform, size-proportional and best-single-source mixtures, at
+   N = 300 (revealed samples) and 1200 (full offers); repeated on ``--designs`` designs.
 
-    python benchmarks/ot_predictor.py --quick
+Runs are kept in ``--out`` (``runs_revealed.csv``, ``runs_full.csv``) and reused; results go to
+``--out/results.json``. The default run took 10 minutes on two busy cores the first time (2 of them
+training the 12,040 proxies), 7.5 minutes with the runs kept; ``--quick`` is 5 truth seeds and 10
+repetitions.
+
+    python benchmarks/ot_predictor.py [--quick]
 """
 
 from __future__ import annotations
@@ -44,44 +56,55 @@ NAMES = ["skewed", "noisy_labels", "corrupted"]
 SIZES = [38, 75, 150, 300]
 BIG = 1200
 TRAININGS = (10, 20, 40)
+FORMS = ("split", "affine", "published", "complete")
+RIDGE_FORMS = ("published", "complete")
+ISSUE_BASELINES = ("linear", "quadratic")
+TRAIN_SEED0, FRESH_SEED0 = 100, 200
 
 
-def measure(args):
+class Runs:
+    """Measured runs of the grid, looked up by (grid row, size, seed)."""
+
+    def __init__(self, frames, grid):
+        df = pd.concat(frames, ignore_index=True)
+        keys = {tuple(np.round(p, 6)): i for i, p in enumerate(grid)}
+        rows = [keys.get(tuple(r)) for r in np.round(df[ratio_columns(NAMES)].to_numpy(), 6)]
+        self.df = df.assign(row=[-1 if r is None else r for r in rows])
+        self._at = {(r, int(n), int(s)): k for k, (r, n, s) in enumerate(zip(self.df["row"], self.df["size"],
+                                                                           self.df["seed"]))}
+
+    def pick(self, rows, seeds, sizes) -> pd.DataFrame:
+        """The runs of grid rows ``rows`` (row i at seed ``seeds[i]``) at every size of ``sizes``."""
+        return self.df.iloc[[self._at[(int(r), n, int(s))] for r, s in zip(rows, seeds) for n in sizes]]
+
+    def truth(self, size, seeds) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std over ``seeds`` of every grid row at ``size``, shape (n_grid,) each."""
+        d = self.df[(self.df["size"] == size) & self.df["seed"].isin(seeds) & (self.df["row"] >= 0)]
+        g = d.groupby("row")["metric"]
+        return g.mean().sort_index().to_numpy(), g.std(ddof=1).sort_index().to_numpy()
+
+
+def measure(args, grid):
     revealed = load_scenario("digits", seed=0, revealed=0.2)
     full = load_scenario("digits", seed=0, revealed=None)
     trainer = ProxyTrainer(model=args.trainer)
-    grid = simplex_grid(3, 10)
-    seeds = list(range(args.seeds))
     out = Path(args.out)
     r_rev = MixtureRunner([revealed.source(n) for n in NAMES], revealed.target, trainer=trainer,
-                          table=out / "runs_revealed.csv", flush_every=200)
+                          table=out / "runs_revealed.csv", flush_every=500)
     r_full = MixtureRunner([full.source(n) for n in NAMES], full.target, trainer=trainer,
-                           table=out / "runs_full.csv", flush_every=200)
+                           table=out / "runs_full.csv", flush_every=500)
+    uniform = np.full((1, 3), 1 / 3)
     t0 = time.perf_counter()
-    rev = r_rev.measure_many(grid, SIZES, seeds=seeds)
-    big = r_full.measure_many(grid, [BIG], seeds=seeds)
-    print(f"runs: {len(rev) + len(big)} ({int((~rev.reused).sum() + (~big.reused).sum())} trained, the rest "
-          f"reused from {out}) in {time.perf_counter() - t0:.0f} s; trainer {trainer.signature}")
+    frames = [r_rev.measure_many(grid, [300], seeds=args.truth_seeds),
+              r_rev.measure_many(np.vstack([grid, uniform]), SIZES, seeds=args.train_seeds),
+              r_full.measure_many(grid, [BIG], seeds=args.truth_seeds)]
+    trained = sum(int((~f["reused"]).sum()) for f in frames)
+    wall = sum(float(f.loc[~f["reused"], "wall_s"].sum()) for f in frames)
+    print(f"runs: {sum(len(f) for f in frames)} ({trained} trained, {wall:.0f} s of training; the rest reused "
+          f"from {out}) in {time.perf_counter() - t0:.0f} s; trainer {trainer.signature}")
     sources = [revealed.source(n) for n in NAMES]
     target = (revealed.target.vectors(), revealed.target.labels)
-    return sources, target, grid, rev, big, r_rev, r_full, full
-
-
-def truth_table(runs: pd.DataFrame, grid: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seed-mean (truth) and seed std per grid mixture at ``size``; rows in grid order."""
-    cols = ratio_columns(NAMES)
-    d = runs[runs["size"] == size]
-    g = d.groupby([d[c].round(6) for c in cols])["metric"]
-    mean, std = g.mean(), g.std(ddof=1)
-    keys = [tuple(np.round(p, 6)) for p in grid]
-    return mean.loc[keys].to_numpy(), std.loc[keys].to_numpy()
-
-
-def subset(runs: pd.DataFrame, grid: np.ndarray, idx, seed: int, sizes) -> pd.DataFrame:
-    cols = ratio_columns(NAMES)
-    keys = {tuple(np.round(grid[i], 6)) for i in idx}
-    mask = [tuple(k) in keys for k in np.round(runs[cols].to_numpy(), 6)]
-    return runs[np.array(mask) & (runs["seed"] == seed) & runs["size"].isin(sizes)]
+    return sources, target, Runs(frames[:2], grid), Runs(frames[2:], grid), r_rev, r_full, full
 
 
 def split_indices(split: str, grid: np.ndarray, T: int, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -92,67 +115,102 @@ def split_indices(split: str, grid: np.ndarray, T: int, rng) -> tuple[np.ndarray
     return rng.choice(inside, min(T, len(inside)), replace=False), outside
 
 
-def stage1_table(args, sources, target, grid, rev):
-    truth, seed_std = truth_table(rev, grid, 300)
-    ot = OTPredictor(target=target, sizes=[300])
-    forms = ["split", "affine", "published", "complete"]
-    baselines = {"linear": RatioPolynomial(degree=1, sizes=[300]), "quadratic": RatioPolynomial(degree=2, sizes=[300]),
-                 "linear+ridge": RatioPolynomial(degree=1, sizes=[300], alpha="auto"),
-                 "quadratic+ridge": RatioPolynomial(degree=2, sizes=[300], alpha="auto")}
-    results = {}
+def training_seeds(args, n: int, rng, rep: int, shared: bool) -> np.ndarray:
+    """Independent draws (a seed per training), or one seed for all trainings of a repetition."""
+    if shared:
+        return np.full(n, args.train_seeds[rep % len(args.train_seeds)])
+    return rng.choice(args.train_seeds, n, replace=n > len(args.train_seeds))
+
+
+def stage1_errors(args, models, sources, grid, rev, truth, *, shared=False):
+    """MAE per (split, T) and model, each a list over repetitions."""
+    errs = {}
     for split in ("random", "region"):
         for T in TRAININGS:
-            errs = {k: [] for k in [f"OT-{f}" for f in forms] + list(baselines)}
+            cell = errs[(split, T)] = {k: [] for k in models}
             for rep in range(args.reps):
                 rng = np.random.default_rng(1000 * T + rep)
                 tr, te = split_indices(split, grid, T, rng)
-                runs = subset(rev, grid, tr, rep % args.seeds, [300])
-                for f in forms:
-                    ot.set_params(form=f).fit(sources, runs)
-                    errs[f"OT-{f}"].append(np.mean(np.abs(ot.predict(grid[te], 300) - truth[te])))
-                for k, m in baselines.items():
-                    m.fit(NAMES, runs)
-                    errs[k].append(np.mean(np.abs(m.predict(grid[te], 300) - truth[te])))
-            results[(split, T)] = {k: (100 * np.mean(v), 100 * np.std(v)) for k, v in errs.items()}
+                runs = rev.pick(tr, training_seeds(args, len(tr), rng, rep, shared), [300])
+                for k, m in models.items():
+                    m.fit(sources if isinstance(m, OTPredictor) else NAMES, runs)
+                    cell[k].append(float(np.mean(np.abs(m.predict(grid[te], 300) - truth[te]))))
+    return errs
+
+
+def neighbour_correlation(rev, grid, seeds, truth) -> float:
+    """Mean correlation, over seeds, of the errors (metric - truth) of grid mixtures 0.1 apart in ratio."""
+    d = rev.df[(rev.df["size"] == 300) & rev.df["seed"].isin(seeds) & (rev.df["row"] >= 0)]
+    E = d.pivot(index="seed", columns="row", values="metric").sort_index(axis=1).to_numpy() - truth
+    near = np.argwhere(np.isclose(np.abs(grid[:, None] - grid[None]).sum(-1), 0.2))
+    live = E.std(0) > 0  # vertices drawn whole have no draw error
+    pairs = [(i, j) for i, j in near if live[i] and live[j]]
+    return float(np.mean([np.corrcoef(E[:, i], E[:, j])[0, 1] for i, j in pairs]))
+
+
+def stage1_table(args, sources, target, grid, rev):
+    truth, seed_std = rev.truth(300, args.truth_seeds)
+    models = {f"OT-{f}": OTPredictor(target=target, sizes=[300], form=f, alpha="auto" if f in RIDGE_FORMS else 0.0)
+              for f in FORMS}
+    models["OT-split+ridge"] = OTPredictor(target=target, sizes=[300], alpha="auto")
+    baselines = {"linear": RatioPolynomial(degree=1, sizes=[300]), "quadratic": RatioPolynomial(degree=2, sizes=[300]),
+                 "linear+ridge": RatioPolynomial(degree=1, sizes=[300], alpha="auto"),
+                 "quadratic+ridge": RatioPolynomial(degree=2, sizes=[300], alpha="auto")}
+    errs = stage1_errors(args, {**models, **baselines}, sources, grid, rev, truth)
     sigma = float(np.mean(seed_std))
-    floor = 100 * np.sqrt(2 / np.pi) * sigma / np.sqrt(args.seeds)
-    print(f"\n1. Stage 1 at N=300 — MAE in accuracy points, mean ± std over {args.reps} repetitions")
+    floor = 100 * np.sqrt(2 / np.pi) * sigma / np.sqrt(len(args.truth_seeds))
+    se = 1 / np.sqrt(args.reps)
+    print(f"\n1. Stage 1 at N=300 — MAE in accuracy points, mean ± standard error over {args.reps} repetitions")
     print(f"   measurement noise: seed std of one training {100 * sigma:.2f} points; the truth (mean of "
-          f"{args.seeds} seeds) alone costs ~{floor:.2f} MAE")
-    keys = list(next(iter(results.values())))
-    header = f"   {'split':7s} {'T':>3s} " + " ".join(f"{k:>15s}" for k in keys) + "   OT-split/best baseline"
-    print(header)
-    for (split, T), row in results.items():
+          f"{len(args.truth_seeds)} seeds) alone costs ~{floor:.2f} MAE; at one seed, the errors of mixtures 0.1 "
+          f"apart correlate at {neighbour_correlation(rev, grid, args.truth_seeds, truth):.2f}")
+    keys = list(models) + list(baselines)
+    print(f"   {'split':7s} {'T':>3s} " + " ".join(f"{k:>15s}" for k in keys)
+          + "   OT-split / best of linear,quadratic / best incl. ridge")
+    results = {}
+    for (split, T), cell in errs.items():
+        row = {k: (100 * np.mean(v), 100 * np.std(v) * se) for k, v in cell.items()}
+        issue = min(row[k][0] for k in ISSUE_BASELINES)
         best = min(row[k][0] for k in baselines)
-        cells = " ".join(f"{row[k][0]:7.2f} ± {row[k][1]:4.2f}" for k in keys)
-        print(f"   {split:7s} {T:3d} {cells}   {row['OT-split'][0] / best:.2f}x")
+        ratio_issue, ratio_best = row["OT-split"][0] / issue, row["OT-split"][0] / best
+        print(f"   {split:7s} {T:3d} " + " ".join(f"{row[k][0]:8.2f} ± {row[k][1]:4.2f}" for k in keys)
+              + f"   {ratio_issue:.2f}x / {ratio_best:.2f}x")
+        results[f"{split}/{T}"] = {"mae": row, "ratio_issue_baselines": ratio_issue, "ratio_best_baseline": ratio_best}
+    shared = stage1_errors(args, {"OT-split": models["OT-split"], **baselines}, sources, grid, rev, truth, shared=True)
+    print("   the same with all trainings of a repetition at one seed (one draw's error shared by all):")
+    for (split, T), cell in shared.items():
+        m = {k: 100 * np.mean(v) for k, v in cell.items()}
+        issue, best = min(m[k] for k in ISSUE_BASELINES), min(m[k] for k in baselines)
+        print(f"   {split:7s} {T:3d} OT-split {m['OT-split']:5.2f}, best of linear,quadratic {issue:5.2f}, "
+              f"incl. ridge {best:5.2f}: {m['OT-split'] / issue:.2f}x / {m['OT-split'] / best:.2f}x")
+        results[f"{split}/{T}"]["one_seed_per_repetition"] = m
     return results, sigma, floor
 
 
 def extrapolation_table(args, sources, target, grid, rev, big):
-    truth_big, std_big = truth_table(big, grid, BIG)
-    rows = {}
+    truth_big, std_big = big.truth(BIG, args.truth_seeds)
     models = {"OT-split": OTPredictor(target=target, sizes=SIZES),  # one instance: its OT cache is reused
               "linear": RatioPolynomial(degree=1, sizes=SIZES),
               "quadratic": RatioPolynomial(degree=2, sizes=SIZES)}
+    rows = {}
     for T in (20, 40):
         errs = {}
         for rep in range(args.reps):
             rng = np.random.default_rng(7000 + 100 * T + rep)
             tr, te = split_indices("random", grid, T, rng)
-            runs = subset(rev, grid, tr, rep % args.seeds, SIZES)
+            runs = rev.pick(tr, training_seeds(args, len(tr), rng, rep, False), SIZES)
             for name, m in models.items():
                 for rule in ("two_point", "power_law", "auto"):
                     if rule == "auto" and name != "OT-split":
                         continue
                     m.set_params(extrapolation=rule).fit(sources if name.startswith("OT") else NAMES, runs)
-                    key = f"{name} {rule}"
-                    errs.setdefault(key, []).append(np.mean(np.abs(m.predict(grid[te], BIG) - truth_big[te])))
+                    err = np.mean(np.abs(m.predict(grid[te], BIG) - truth_big[te]))
+                    errs.setdefault(f"{name} {rule}", []).append(err)
                     if rule == "auto":
                         errs.setdefault("auto chose power_law", []).append(float(m.extrapolation_ == "power_law"))
-        rows[T] = {k: (100 * np.mean(v), 100 * np.std(v)) for k, v in errs.items()}
+        rows[T] = {k: (100 * np.mean(v), 100 * np.std(v) / np.sqrt(args.reps)) for k, v in errs.items()}
     print(f"\n2. Extrapolation to N={BIG} (4x the largest revealed size) from stage 1 at {SIZES} "
-          f"— MAE in points (truth: full offers, seed std {100 * np.mean(std_big):.2f})")
+          f"— MAE in points, mean ± s.e. (truth: full offers, seed std {100 * np.mean(std_big):.2f})")
     for T, row in rows.items():
         chose = row.pop("auto chose power_law")[0] / 100
         print(f"   T={T:2d} per size: " + "; ".join(f"{k} {m:.2f} ± {s:.2f}" for k, (m, s) in row.items())
@@ -161,67 +219,98 @@ def extrapolation_table(args, sources, target, grid, rev, big):
     return rows
 
 
+def design_runs(rev, grid, train_seeds, rng) -> pd.DataFrame:
+    """A purchase's design: the uniform mixture, each source alone and 16 random mixtures, a seed each."""
+    vertices = [int(np.flatnonzero((grid == np.eye(3)[i]).all(1))[0]) for i in range(3)]
+    others = rng.permutation(np.setdiff1d(np.arange(len(grid)), vertices))[:16]
+    seeds = rng.choice(train_seeds, 20, replace=False)
+    uniform = rev.df[(rev.df["row"] == -1) & (rev.df["seed"] == seeds[0])]  # row -1: off the grid
+    return pd.concat([uniform, rev.pick(np.concatenate([vertices, others]), seeds[1:], SIZES)])
+
+
 def selection(args, sources, target, grid, rev, r_rev, r_full, full):
-    """Train the gradient method's mixture and three simple ones; mean ± std over fresh seeds."""
-    rng = np.random.default_rng(99)
-    tr, _ = split_indices("random", grid, 20, rng)
-    model = OTPredictor(target=target, sizes=SIZES).fit(sources, subset(rev, grid, tr, 0, SIZES))
-    lin = RatioPolynomial(degree=1, sizes=SIZES, extrapolation=model.extrapolation_)
-    lin.fit(NAMES, subset(rev, grid, tr, 0, SIZES))
+    """Picks of the gradient method on several designs, and simple mixtures, all trained with fresh seeds."""
     offers = np.array([full.source(n).total_size for n in NAMES], dtype=float)
-    seeds = list(range(100, 100 + args.seeds))
+    fresh = list(range(FRESH_SEED0, FRESH_SEED0 + len(args.truth_seeds)))
+    runners = {300: r_rev, BIG: r_full}
+
+    def measured(p, N):
+        p = np.round(p, 4)
+        p = p / p.sum()  # so that one mixture is always the same run (and reused)
+        return p, runners[N].measure_many(p[None, :], [N], seeds=fresh)["metric"].to_numpy()
+
+    simple = {N: {"uniform": measured(np.full(3, 1 / 3), N), "size-proportional": measured(offers / offers.sum(), N),
+                  **{f"single source ({n})": measured(np.eye(3)[i], N) for i, n in enumerate(NAMES)}}
+              for N in runners}
+    picks = {N: {"OTPredictor": [], "linear baseline": []} for N in runners}
+    print(f"\n3. Selection: predictors fitted on a purchase design (the uniform mixture, each source alone and 16 "
+          f"random mixtures, x {len(SIZES)} sizes, a seed each); every mixture trained with fresh seeds "
+          f"{fresh[0]}..{fresh[-1]}: measured accuracy, mean ± std over seeds. Design 1 of {args.designs}:")
+    for d in range(args.designs):
+        runs = design_runs(rev, grid, args.train_seeds, np.random.default_rng(99 + d))
+        model = OTPredictor(target=target, sizes=SIZES).fit(sources, runs)
+        lin = RatioPolynomial(degree=1, sizes=SIZES, extrapolation=model.extrapolation_).fit(NAMES, runs)
+        for N in runners:
+            for name, m in (("OTPredictor", model), ("linear baseline", lin)):
+                p, acc = measured(select_mixture(m, N).ratios, N)
+                picks[N][name].append({"ratios": p, "measured": acc, "predicted": float(m.predict(p, N))})
+            if d == 0:
+                rows = {f"gradient method ({k})": v[0] for k, v in picks[N].items()}
+                for k, (p, acc) in simple[N].items():
+                    rows[k] = {"ratios": p, "measured": acc, "predicted": float(model.predict(p, N))}
+                best_single = max((k for k in rows if k.startswith("single")), key=lambda k: rows[k]["measured"].mean())
+                for k in ["gradient method (OTPredictor)", "uniform", "size-proportional", best_single,
+                          "gradient method (linear baseline)"]:
+                    r = rows[k]
+                    label = f"best {k}" if k == best_single else k
+                    print(f"   N={N:4d} {label:38s} p={np.round(r['ratios'], 2).tolist()!s:20s} measured "
+                          f"{100 * r['measured'].mean():6.2f} ± {100 * r['measured'].std(ddof=1):4.2f}   predicted "
+                          f"{100 * r['predicted']:6.2f}")
     out = {}
-    print(f"\n3. Selection (OTPredictor fitted on 20 random mixtures x {len(SIZES)} sizes; mixtures trained "
-          f"with seeds {seeds[0]}..{seeds[-1]}): measured accuracy, mean ± std over seeds")
-    for N, runner in ((300, r_rev), (BIG, r_full)):
-        singles = {n: runner.measure_many(np.eye(3)[[i]], [N], seeds=seeds)["metric"].mean()
-                   for i, n in enumerate(NAMES)}
-        best_single = max(singles, key=singles.get)
-        mixtures = {"gradient method (OTPredictor)": select_mixture(model, N).ratios,
-                    "uniform": np.full(3, 1 / 3),
-                    "size-proportional": offers / offers.sum(),
-                    f"best single source ({best_single})": np.eye(3)[NAMES.index(best_single)],
-                    "gradient method (linear baseline)": select_mixture(lin, N).ratios}
-        rows = {}
-        for name, p in mixtures.items():
-            p = np.round(p, 4)
-            p = p / p.sum()  # so that one mixture is always the same run (and reused)
-            m = runner.measure_many(p[None, :], [N], seeds=seeds)["metric"]
-            rows[name] = {"ratios": np.round(p, 3).tolist(), "measured": float(m.mean()), "std": float(m.std(ddof=1)),
-                          "predicted": float(model.predict(p, N))}
-            print(f"   N={N:4d} {name:38s} p={np.round(p, 2).tolist()!s:20s} measured {100 * m.mean():6.2f} ± "
-                  f"{100 * m.std(ddof=1):4.2f}   predicted {100 * rows[name]['predicted']:6.2f}")
-        chosen = rows["gradient method (OTPredictor)"]["measured"]
-        others = [v["measured"] for k, v in rows.items() if not k.startswith("gradient")]
-        verdict = ">=" if chosen >= max(others) - 1e-12 else "<"
-        print(f"   N={N}: gradient-method mixture {verdict} the best simple mixture "
-              f"({100 * chosen:.2f} vs best {100 * max(others):.2f})")
-        out[N] = rows
+    for N in runners:
+        rival = max(simple[N], key=lambda k: simple[N][k][1].mean())
+        out[N] = {"simple": {k: {"ratios": p.tolist(), "measured": float(a.mean()), "std": float(a.std(ddof=1))}
+                             for k, (p, a) in simple[N].items()}, "best_simple": rival}
+        for name, lst in picks[N].items():
+            diffs = np.array([r["measured"] - simple[N][rival][1] for r in lst])  # (designs, seeds), paired by seed
+            first = diffs[0]
+            se_first, se_all = (100 * x.std(ddof=1) / np.sqrt(x.size) for x in (first, diffs))
+            print(f"   N={N}: gradient method ({name}) vs the best simple mixture ({rival}): design 1 "
+                  f"{100 * first.mean():+.2f} ± {se_first:.2f} points (paired s.e.); over {len(lst)} designs "
+                  f"{100 * diffs.mean():+.2f} ± {se_all:.2f} (picks: "
+                  f"{'; '.join(str(np.round(r['ratios'], 2).tolist()) for r in lst)})")
+            out[N][name] = {"picks": [{"ratios": r["ratios"].tolist(), "measured": float(r["measured"].mean()),
+                                       "predicted": r["predicted"]} for r in lst],
+                            "difference_design1": float(first.mean()), "difference_mean": float(diffs.mean())}
     return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 seeds, 4 repetitions")
-    parser.add_argument("--seeds", type=int, default=None, help="training seeds per mixture (default 5; quick 3)")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions per cell (default 10; quick 4)")
+    parser.add_argument("--quick", action="store_true", help="5 truth seeds, 10 repetitions")
+    parser.add_argument("--seeds", type=int, default=None, help="truth seeds per mixture (default 10; quick 5)")
+    parser.add_argument("--train-seeds", type=int, default=max(TRAININGS), help="seed pool of the fits (default 40)")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per cell (default 40; quick 10)")
+    parser.add_argument("--designs", type=int, default=5, help="purchase designs the selection is repeated on")
     parser.add_argument("--trainer", default="logistic", choices=["logistic", "linear", "mlp"])
     parser.add_argument("--out", default="runs/bench_ot_predictor", help="folder for the runs tables and results")
     args = parser.parse_args(argv)
-    args.seeds = args.seeds or (3 if args.quick else 5)
-    args.reps = args.reps or (4 if args.quick else 10)
+    n_truth = args.seeds or (5 if args.quick else 10)
+    args.truth_seeds = list(range(n_truth))
+    args.train_seeds = list(range(TRAIN_SEED0, TRAIN_SEED0 + args.train_seeds))
+    args.reps = args.reps or (10 if args.quick else 40)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     t0 = time.perf_counter()
-    sources, target, grid, rev, big, r_rev, r_full, full = measure(args)
+    grid = simplex_grid(3, 10)
+    sources, target, rev, big, r_rev, r_full, full = measure(args, grid)
     table, sigma, floor = stage1_table(args, sources, target, grid, rev)
     extra = extrapolation_table(args, sources, target, grid, rev, big)
     chosen = selection(args, sources, target, grid, rev, r_rev, r_full, full)
-    results = {"setting": {"sources": NAMES, "trainer": args.trainer, "seeds": args.seeds, "reps": args.reps,
-                           "sizes": SIZES, "big": BIG},
-               "stage1": {f"{s}/{T}": v for (s, T), v in table.items()},
-               "seed_std": sigma, "noise_floor_mae": floor, "extrapolation": extra, "selection": chosen,
-               "seconds": time.perf_counter() - t0}
+    results = {"setting": {"sources": NAMES, "trainer": args.trainer, "truth_seeds": args.truth_seeds,
+                           "train_seeds": args.train_seeds, "reps": args.reps, "sizes": SIZES, "big": BIG},
+               "stage1": table, "seed_std": sigma, "noise_floor_mae": floor, "extrapolation": extra,
+               "selection": chosen, "seconds": time.perf_counter() - t0}
     write_json(Path(args.out) / "results.json", json.loads(json.dumps(results, default=float)))
     print(f"\ndone in {time.perf_counter() - t0:.0f} s; results in {Path(args.out) / 'results.json'}")
     return 0

@@ -7,7 +7,7 @@ Relative paths in a config are relative to the config file's folder.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import math
 
@@ -125,7 +125,7 @@ class PredictorConfig(_Strict):
     embedding: str | int | None = None
     ot_mode: Literal["weighted", "sample"] = "weighted"
     n_draws: int = Field(default=1, ge=1)
-    alpha: float | Literal["auto"] = "auto"
+    alpha: Annotated[float, Field(ge=0)] | Literal["auto"] = 0.0
     extrapolation: Literal["auto", "two_point", "power_law"] = "two_point"
     n_bootstrap: int = Field(default=100, ge=2)
 

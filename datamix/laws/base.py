@@ -252,6 +252,28 @@ class Law(RegressorMixin, BaseEstimator):
         lo, hi = np.quantile(preds, [(1 - level) / 2, (1 + level) / 2], axis=0)
         return lo, hi
 
+    def bootstrap_params(self) -> list[dict[str, float]]:
+        """Parameters of the ``n_bootstrap`` bootstrap refits behind :meth:`predict_interval`.
+
+        Each refit resamples the training points with replacement (seeded by ``seed``) and starts
+        from the fitted parameters; the refits are computed once and cached.
+
+        Returns
+        -------
+        list of dict of str to float
+            ``n_bootstrap`` dicts keyed like ``params_``.
+
+        Raises
+        ------
+        ValueError
+            For a law made with :meth:`from_params` (no points to resample).
+        """
+        check_is_fitted(self)
+        if getattr(self, "_train", None) is None:
+            raise ValueError(f"bootstrap_params needs a {type(self).__name__} fitted with fit(), not from_params().")
+        names = self.param_names
+        return [dict(zip(names, map(float, theta))) for theta in self._bootstrap_thetas()]
+
     def score(self, X: npt.ArrayLike, y: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None) -> float:
         """Mean absolute relative error ``mean |y_hat - y| / |y|`` (lower is better)."""
         y_pred = self.predict(X)

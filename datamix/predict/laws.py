@@ -416,19 +416,13 @@ def _nested_pool(q: torch.Tensor, t: dict) -> dict:
 
 
 def _bootstrap_params(law) -> list[dict] | None:
-    """The law's bootstrap refits as parameter dicts, or None when it was not fitted on data.
-
-    Adapter: ``Law`` keeps its refits behind the private ``_bootstrap_thetas``; a public accessor
-    would be better (asked for).
-    """
-    if getattr(law, "_train", None) is None or not hasattr(law, "_bootstrap_thetas"):
+    """The law's bootstrap refits as parameter dicts, or None for a law made with ``from_params``."""
+    if not hasattr(law, "result_"):  # set by fit(), absent from from_params(): nothing to resample
         return None
     from threadpoolctl import threadpool_limits
 
-    names = law.param_names
     with threadpool_limits(1):  # L-BFGS-B on small problems: 2 BLAS threads were 6x slower on 2 busy cores
-        thetas = law._bootstrap_thetas()
-    return [dict(zip(names, map(float, t))) for t in thetas]
+        return law.bootstrap_params()
 
 
 # ------------------------------------------------------------------------------------------------ mixing law

@@ -25,9 +25,12 @@ same cost as :func:`datamix.ot.label_ot` builds, checked in the tests), and the 
 point of zero mass is set by the c-transform :math:`f_i = \\min_j (C_{ij} - g_j)`, the one-sided
 derivative of the cost in that point's mass — POT's own estimate for such points is only
 feasible, not tight, which biases gradients at the edges of the simplex. With ``reg > 0`` the
-feature and joint terms call :func:`datamix.ot.label_ot` (debiased Sinkhorn divergence for the
-value, non-debiased potentials for the gradient); the label term stays exact (it is a small
-problem between groups and classes).
+feature and joint terms are the debiased Sinkhorn divergence of :func:`datamix.ot.label_ot` (value;
+the non-debiased potentials give the gradient), solved with :func:`datamix.ot.entropic_ot` on costs
+built once: the cost matrices, the label distances between groups, and the target's self-term,
+which does not depend on the mixture, are cached (``label_ot`` recomputes them on every call:
+``benchmarks/ot_speed.py`` measures both). The label term stays exact (a small problem between
+groups and classes).
 
 The gradient returned is the gradient along the simplex of the ratios (see :meth:`MixtureOT.evaluate`),
 obtained from :func:`datamix.ot.mixture_gradient` with each point's source kept explicit.
@@ -42,7 +45,7 @@ from typing import Callable, Sequence
 import numpy as np
 import ot
 
-from datamix.ot import class_distances, label_ot, mixture_gradient
+from datamix.ot import class_distances, entropic_ot, mixture_gradient
 
 __all__ = ["MixtureOT", "OTTerm", "TERMS", "make_embedding"]
 
@@ -127,8 +130,8 @@ class MixtureOT:
     names : sequence of str
         Source names (for messages and for the draws of ``mode="sample"``).
     reg : float or None, default=None
-        None: exact OT; > 0: Sinkhorn through :func:`datamix.ot.label_ot` (slow: it rebuilds the
-        costs and the target's self-term on every call).
+        None: exact OT; > 0: the debiased Sinkhorn divergence (the mixture's self-cost matrix,
+        (n_points, n_points), is kept for it).
     label_weight : float, default=1.0
         λ of the ``"joint"`` term.
     embedding : see :func:`make_embedding`, default=None
@@ -205,6 +208,7 @@ class MixtureOT:
                         for k in self._group_keys]
         self._M = ot.dist(self._X, self._Xt)
         self.group_distances_ = class_distances(self._X, self.group_of_point_, self._Xt, self._it)
+        self._costs: dict = {}  # costs and the target's self-term, built on first use
         self._cache: dict = {}
 
     # -- weights of the union points -------------------------------------------------------------
@@ -238,19 +242,41 @@ class MixtureOT:
         if term == "label":
             return self._label_ot(a)
         if self.reg is None:
-            C = self._M if term == "feature" else self._M + self.label_weight * self._label_cost()
-            return _exact(a, self._b, C)
-        if term == "feature":
-            r = label_ot(self._X, None, self._Xt, None, wa=a, reg=self.reg)
-        else:
-            r = label_ot(self._X, self.group_of_point_, self._Xt, self._it, wa=a, reg=self.reg,
-                         label_weight=self.label_weight)
-        return float(r.value), np.asarray(r.potentials[0], dtype=np.float64)
+            return _exact(a, self._b, self._cost(term))
+        r = entropic_ot(a, self._b, self._cost(term), reg=self.reg)
+        self_a = entropic_ot(a, a, self._self_cost(term), reg=self.reg, symmetric=True).value
+        return r.value - 0.5 * (self_a + self._target_self(term)), np.asarray(r.potentials[0], dtype=np.float64)
 
-    def _label_cost(self) -> np.ndarray:
-        if not hasattr(self, "_L"):
-            self._L = self.group_distances_[np.ix_(self.group_of_point_, self._it)]
-        return self._L
+    def _cost(self, term: str) -> np.ndarray:
+        """Mixture-to-target ground cost of ``term`` ("feature" or "joint"), (n_points, n_target)."""
+        if term == "feature":
+            return self._M
+        if "joint" not in self._costs:
+            L = self.group_distances_[np.ix_(self.group_of_point_, self._it)]
+            self._costs["joint"] = self._M + self.label_weight * L
+        return self._costs["joint"]
+
+    def _self_cost(self, term: str) -> np.ndarray:
+        """The mixture's points to themselves, (n_points, n_points): the self-term of the divergence."""
+        key = ("self", term)
+        if key not in self._costs:
+            C = ot.dist(self._X, self._X)
+            if term == "joint":
+                W = class_distances(self._X, self.group_of_point_, self._X, self.group_of_point_)
+                C += self.label_weight * W[np.ix_(self.group_of_point_, self.group_of_point_)]
+            self._costs[key] = C
+        return self._costs[key]
+
+    def _target_self(self, term: str) -> float:
+        """OT_ε(target, target) under ``term``'s cost: fixed, solved once."""
+        key = ("target", term)
+        if key not in self._costs:
+            C = ot.dist(self._Xt, self._Xt)
+            if term == "joint":
+                W = class_distances(self._Xt, self._it, self._Xt, self._it)
+                C += self.label_weight * W[np.ix_(self._it, self._it)]
+            self._costs[key] = entropic_ot(self._b, self._b, C, reg=self.reg, symmetric=True).value
+        return self._costs[key]
 
     def _label_ot(self, a: np.ndarray) -> tuple[float, np.ndarray]:
         """Label-only OT, solved between groups and target classes, potentials spread to points."""

@@ -377,7 +377,7 @@ class MixtureRunner:
         """Measure one mixture (or find it in the table); see :meth:`measure_many`."""
         return self.measure_many([ratios], [size], seeds=[seed], _as_runs=True)[0]
 
-    def measure_many(self, mixtures: npt.ArrayLike, sizes: Sequence[int], *, seeds: Sequence[int] = (0,),
+    def measure_many(self, mixtures: npt.ArrayLike, sizes: Sequence[int], *, seeds: npt.ArrayLike = (0,),
                      _as_runs: bool = False):
         """Measure every mixture at every size and seed, training only what the table lacks.
 
@@ -387,8 +387,11 @@ class MixtureRunner:
             Ratios, each row >= 0 and summing to 1.
         sizes : sequence of int
             Training-set sizes.
-        seeds : sequence of int, default=(0,)
-            Seeds of the draw and of the training.
+        seeds : sequence of int, or array-like of int of shape (n_mixtures, n_seeds), default=(0,)
+            Seeds of the draw and of the training: the same for every mixture, or a row per
+            mixture. Draws of one seed are nested (:func:`~datamix.data.sample_mixture`), so
+            mixtures measured at one seed share most of their samples and their measurement
+            errors; a row of distinct seeds per mixture makes the measurements independent.
 
         Returns
         -------
@@ -400,11 +403,17 @@ class MixtureRunner:
         sizes = [int(n) for n in sizes]
         if any(n < 1 for n in sizes):
             raise ValueError(f"sizes must be positive integers, got {sizes}")
+        seed_rows = np.asarray(seeds)
+        if seed_rows.ndim == 1:
+            seed_rows = np.broadcast_to(seed_rows, (len(mixtures), seed_rows.size))
+        if seed_rows.ndim != 2 or len(seed_rows) != len(mixtures) or not np.issubdtype(seed_rows.dtype, np.integer):
+            raise ValueError(f"seeds has shape {seed_rows.shape} (dtype {seed_rows.dtype}); expected integers, "
+                             f"one sequence for all mixtures or a row per mixture ({len(mixtures)}, n_seeds)")
         known = self.table.read().set_index("run_id") if self.table is not None else None
         rows, pending = [], []
-        for p in mixtures:
+        for p, p_seeds in zip(mixtures, seed_rows):
             for n in sizes:
-                for seed in seeds:
+                for seed in p_seeds:
                     rid = self.run_id(p, n, seed)
                     base = {"run_id": rid, "data_key": self.data_key, "trainer": self.trainer.signature,
                             "size": n, "seed": int(seed), **dict(zip(ratio_columns(self.names), p))}

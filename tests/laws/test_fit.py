@@ -126,6 +126,22 @@ def test_predict_interval_is_seeded_and_covers_the_truth(rng):
     assert np.all(hi50 - lo50 <= hi - lo + 1e-12)
 
 
+def test_bootstrap_params_are_the_refits_behind_the_interval(rng):
+    n, y = planted(rng, n_points=40)
+    law = PowerLaw(n_bootstrap=30, seed=3).fit(n, y)
+    params = law.bootstrap_params()
+    assert len(params) == 30 and all(set(p) == set(law.params_) for p in params)
+    grid = np.geomspace(1e3, 1e8, 5)
+    preds = np.array([PowerLaw.from_params(p).predict(grid) for p in params])
+    lo, hi = law.predict_interval(grid, level=0.8)
+    np.testing.assert_allclose(lo, np.quantile(preds, 0.1, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(hi, np.quantile(preds, 0.9, axis=0), rtol=1e-12)
+    assert params == PowerLaw(n_bootstrap=30, seed=3).fit(n, y).bootstrap_params()  # seeded
+    assert params != PowerLaw(n_bootstrap=30, seed=4).fit(n, y).bootstrap_params()
+    with pytest.raises(ValueError, match="bootstrap_params needs"):
+        PowerLaw.from_params(TRUE).bootstrap_params()
+
+
 def test_score_is_mean_absolute_relative_error():
     law = PowerLaw.from_params(TRUE)
     n = np.array([1e3, 1e4, 1e5])

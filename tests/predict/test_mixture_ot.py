@@ -60,9 +60,25 @@ def test_exact_gradient_is_a_subgradient(clouds, term, p):
 
 
 def small(clouds, n=12):
-    """Fewer points: label_ot's Sinkhorn rebuilds the target's self-term on every call."""
+    """Fewer points: Sinkhorn on the cost of every pair of points."""
     sources, (Xt, yt) = clouds
     return {k: (X[:n], y[:n]) for k, (X, y) in sources.items()}, (Xt[:n], yt[:n])
+
+
+@pytest.mark.parametrize("term", ["feature", "joint"])
+def test_sinkhorn_terms_equal_label_ot_on_the_union(clouds, term):
+    # the cached costs and target self-term give label_ot's debiased divergence and potentials
+    sources, target = small(clouds)
+    m = build(sources, target, reg=0.3, label_weight=0.7)
+    for p in (np.array([0.2, 0.3, 0.5]), np.array([0.0, 0.4, 0.6])):  # the second: a source without mass
+        X, y, src, a = union(sources, p)
+        labels = (src * 3 + y, target[1]) if term == "joint" else (None, None)
+        ref = label_ot(X, labels[0], target[0], labels[1], wa=a, reg=0.3, label_weight=0.7)
+        got = m.evaluate(p, terms=(term,))[term]
+        np.testing.assert_allclose(got.value, ref.value, rtol=1e-9)
+        f = np.asarray(ref.potentials[0])
+        np.testing.assert_allclose(got.gradient, m._tangent(f, a, np.ones(len(a), int), p), rtol=1e-9, atol=1e-12)
+        assert m.evaluate(p, terms=(term,))[term] is got  # cached per mixture
 
 
 def test_sinkhorn_gradient_matches_finite_differences(clouds, term="joint"):

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from datamix.predict import OTPredictor, RatioPolynomial, plan_purchase, select_mixture, simplex_grid
+from datamix.predict import OTPredictor, RatioPolynomial, plan_purchase, project_simplex, select_mixture, simplex_grid
 
 NAMES = ["a", "b", "c"]
 
@@ -147,6 +147,33 @@ def test_baselines_and_selection(clouds):
     choice = select_mixture(lin, 100)
     np.testing.assert_allclose(choice.ratios, [0, 0, 1], atol=1e-6)
     assert choice.predicted == pytest.approx(0.8)
+
+
+class Bowl:
+    """Predictor protocol on a known surface: metric = -||p - q||², best mixture = projection of q."""
+
+    sources_ = NAMES
+    greater_is_better = True
+
+    def __init__(self, q):
+        self.q = np.asarray(q, dtype=float)
+
+    def predict(self, p, N):
+        return -float(np.sum((np.asarray(p) - self.q) ** 2))
+
+    def gradient(self, p, N):
+        g = -2 * (np.asarray(p) - self.q)
+        return g - np.dot(p, g)
+
+
+@pytest.mark.parametrize("q", [[0.2, 0.5, 0.3], [0.6, 0.4, 0.0], [1.3, -0.1, -0.2], [0.1, 0.1, 0.1]])
+def test_select_mixture_finds_the_known_optimum(q):
+    # interior, on an edge, beyond a vertex, and a point off the simplex: the optimum is the projection of q
+    choice = select_mixture(Bowl(q), 100)
+    expected = project_simplex(q)
+    np.testing.assert_allclose(choice.ratios, expected, atol=1e-4)
+    assert choice.predicted == pytest.approx(Bowl(q).predict(expected, 100), abs=1e-7)
+    assert np.all(np.diff(choice.history) > 0)  # every accepted step improves
 
 
 def test_plan_purchase_respects_budget_and_offers(clouds):

@@ -85,6 +85,22 @@ def test_deterministic_and_torch_trainer(setup):
     assert runner.run_id([0.3, 0.7], 40, 3) != runner.run_id([0.3, 0.7], 40, 4)
 
 
+def test_a_row_of_seeds_per_mixture(setup):
+    sources, target = setup
+    runner = MixtureRunner(sources, target, trainer=ProxyTrainer(model="logistic"))
+    mixtures = [[1.0, 0.0], [0.5, 0.5], [0.2, 0.8]]
+    df = runner.measure_many(mixtures, [20, 40], seeds=[[3], [4], [5]])
+    assert df["seed"].tolist() == [3, 3, 4, 4, 5, 5] and df["size"].tolist() == [20, 40] * 3
+    for (_, row), p in zip(df.iterrows(), np.repeat(mixtures, 2, axis=0)):
+        assert row["metric"] == runner.measure(p, row["size"], seed=row["seed"]).metric
+    shared = runner.measure_many(mixtures, [20], seeds=[7, 8])  # one sequence: every mixture at every seed
+    assert shared["seed"].tolist() == [7, 8] * 3
+    with pytest.raises(ValueError, match="a row per mixture"):
+        runner.measure_many(mixtures, [20], seeds=[[1], [2]])
+    with pytest.raises(ValueError, match="integers"):
+        runner.measure_many(mixtures, [20], seeds=[0.5])
+
+
 def test_bad_input(setup, rng):
     sources, target = setup
     runner = MixtureRunner(sources, target)
