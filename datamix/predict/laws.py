@@ -379,7 +379,8 @@ class QualityPredictor(BaseEstimator):
         return self._grads(p, N, q)[1]
 
     def predict_interval(self, p, N, q=None, level: float = 0.9) -> tuple[float, float]:
-        """Percentile interval over the law's bootstrap refits (needs a law fitted on data).
+        """Percentile interval over the law's bootstrap refits (needs a law fitted on data),
+        widened where needed to contain :meth:`predict` (with few refits the percentiles can miss it).
 
         Returns (nan, nan) for a law made with ``from_params``.
         """
@@ -394,7 +395,9 @@ class QualityPredictor(BaseEstimator):
         with torch.no_grad():
             vals = [float(self.predict_torch(P, N, Q, params=t)) for t in thetas]
         lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
-        return float(lo), float(hi)
+        with torch.no_grad():
+            point = float(self.predict_torch(P, N, Q))
+        return float(min(lo, point)), float(max(hi, point))
 
 
 def _nested_pool(q: torch.Tensor, t: dict) -> dict:
