@@ -10,7 +10,8 @@ purchase (and on two simple alternatives) to measure what the prediction promise
 
 Writes into the run directory: ``config.yaml``, ``runs.csv``, ``plan.yaml`` and ``plan.json``,
 ``predictions.csv`` (leave-one-out stage-1 predictions), ``predicted_vs_measured.png`` and
-``metrics.json``.
+``metrics.json``. ``run(..., until=STAGE)`` (``datamix fit|optimize|report CONFIG``) stops after a
+stage of :data:`STAGES`, reusing the runs already in ``runs.csv``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from datamix.io import write_text
 logger = logging.getLogger(__name__)
 
 FIGURE = "predicted_vs_measured.png"
+STAGES = ("measure", "fit", "optimize", "verify", "report")
 
 
 def _purchase_config(cfg) -> PurchaseConfig:
@@ -120,18 +122,19 @@ def _figure(path, loo, points: dict, level: float) -> None:
     tmp.replace(path)
 
 
-def run(cfg, run_dir, *, progress: bool = True) -> dict:
+def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dict:
     """Run the purchase pipeline in ``run_dir``; return the metrics written to ``metrics.json``.
 
     ``cfg`` is a run config with a ``purchase`` section (a :class:`PurchaseConfig` or a mapping).
     ``progress`` is accepted for the CLI; the stages log (logger ``pipelines.purchase`` and
-    ``datamix.*``) instead of drawing bars.
+    ``datamix.*``) instead of drawing bars. ``until`` stops after that stage (default: all):
+    ``measure`` (runs.csv), ``fit`` (predictions.csv), ``optimize`` (plan.yaml), ``verify``, ``report``.
 
     Raises
     ------
     ValueError
-        No ``purchase`` section, unknown source names, a source without a price or labels, a
-        budget that buys nothing.
+        Unknown stage, no ``purchase`` section, unknown source names, a source without a price or
+        labels, a budget that buys nothing.
     """
     # imported here, not at the top: datamix.config may import PurchaseConfig from this module, and
     # datamix.run imports datamix.config
@@ -139,6 +142,8 @@ def run(cfg, run_dir, *, progress: bool = True) -> dict:
     from datamix.proxy.runs import MixtureRunner, ProxyTrainer
     from datamix.run import load_sources
 
+    if until is not None and until not in STAGES:
+        raise ValueError(f"the purchase pipeline has no stage {until!r}; its stages: {', '.join(STAGES)}")
     t0 = time.perf_counter()
     pcfg = _purchase_config(cfg)
     if hasattr(cfg, "to_yaml"):
@@ -171,6 +176,28 @@ def run(cfg, run_dir, *, progress: bool = True) -> dict:
     mixtures = _mixtures(len(names), pcfg.n_mixtures, cfg.seed)
     runs = runner.measure_many(mixtures, pcfg.sizes, seeds=_mixture_seeds(pcfg.seeds, len(mixtures)))
     t_measure = time.perf_counter() - t0
+    metrics = {
+        "datamix_version": __version__,
+        "pipeline": "purchase",
+        "purchase_config": pcfg.model_dump(mode="json"),
+        "sources": {s.name: {"revealed": len(s), "offer_size": s.total_size, "price": prices[s.name]} for s in chosen},
+        "runs": {"total": int(len(runs)), "trained": int((~runs["reused"]).sum()),
+                 "reused": int(runs["reused"].sum()), "seconds": round(t_measure, 3)},
+        "stages_done": ["measure"],
+    }
+
+    def stop(stage: str, *, record: bool = True) -> bool:
+        """Record ``stage``; True (metrics written) when the run stops after it."""
+        if record and stage != metrics["stages_done"][-1]:
+            metrics["stages_done"].append(stage)
+        if stage not in (until, STAGES[-1]):
+            return False
+        metrics["seconds"] = round(time.perf_counter() - t0, 3)
+        run_dir.save_metrics(_finite(metrics))
+        return True
+
+    if stop("measure"):
+        return metrics
 
     # fit
     X_t, y_t = runner.target_arrays
@@ -178,6 +205,11 @@ def run(cfg, run_dir, *, progress: bool = True) -> dict:
     predictor.fit(chosen, runs)
     loo = predictor.loo_predictions()
     write_text(run_dir.path("predictions.csv"), loo.to_csv(index=False, float_format="%.6g"))
+    loo_mae = float(np.mean(np.abs(loo["measured"] - loo["predicted"])))
+    metrics["predictor"] = {"sizes": predictor.sizes_.tolist(), "extrapolation": predictor.extrapolation_,
+                            "extrapolation_scores": predictor.extrapolation_scores_, "loo_mae": loo_mae}
+    if stop("fit"):
+        return metrics
 
     # plan
     choice = plan_purchase(predictor, prices=prices, offers=offers, budget=pcfg.budget, max_iter=pcfg.max_iter)
@@ -195,14 +227,6 @@ def run(cfg, run_dir, *, progress: bool = True) -> dict:
         p = np.array([buy[k] for k in names]) / n
         points[label] = {"buy": buy, "size": int(n), "cost": round(sum(prices[k] * buy[k] for k in names), 6),
                          "predicted": float(predictor.predict(p, n))}
-    verified = None
-    if pcfg.verify and getattr(cfg.data, "bundled", None):
-        verified = _verify(cfg, names, pcfg, trainer, {k: v["buy"] for k, v in points.items()})
-        for k, v in verified.items():
-            points[k]["measured"] = v["mean"]
-            points[k]["measured_std"] = v["std"]
-    _figure(run_dir.path(FIGURE), loo, points, pcfg.level)
-
     from datamix.optimize import Plan, fingerprint
 
     inputs = fingerprint(np.array([runner.data_key, trainer.signature], dtype=object))[:16]
@@ -219,24 +243,26 @@ def run(cfg, run_dir, *, progress: bool = True) -> dict:
     )
     plan.to_yaml(run_dir.path("plan.yaml"))
     plan.to_json(run_dir.path("plan.json"))
-    loo_mae = float(np.mean(np.abs(loo["measured"] - loo["predicted"])))
-    metrics = {
-        "datamix_version": __version__,
-        "pipeline": "purchase",
-        "purchase_config": pcfg.model_dump(mode="json"),
-        "sources": {s.name: {"revealed": len(s), "offer_size": s.total_size, "price": prices[s.name]} for s in chosen},
-        "runs": {"total": int(len(runs)), "trained": int((~runs["reused"]).sum()),
-                 "reused": int(runs["reused"].sum()), "seconds": round(t_measure, 3)},
-        "predictor": {"sizes": predictor.sizes_.tolist(), "extrapolation": predictor.extrapolation_,
-                      "extrapolation_factor": round(factor, 3),
-                      "extrapolation_scores": predictor.extrapolation_scores_, "loo_mae": loo_mae},
-        "plan": plan.to_dict(),
-        "compared": points,
-        "verified": verified,
-        "figure": FIGURE,
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    run_dir.save_metrics(_finite(metrics))
+    metrics["predictor"]["extrapolation_factor"] = round(factor, 3)
+    metrics["plan"] = plan.to_dict()
+    metrics["compared"] = points
+    if stop("optimize"):
+        return metrics
+
+    verified = None
+    if pcfg.verify and getattr(cfg.data, "bundled", None):
+        verified = _verify(cfg, names, pcfg, trainer, {k: v["buy"] for k, v in points.items()})
+        for k, v in verified.items():
+            points[k]["measured"] = v["mean"]
+            points[k]["measured_std"] = v["std"]
+
+    metrics["verified"] = verified
+    if stop("verify", record=verified is not None):
+        return metrics
+
+    _figure(run_dir.path(FIGURE), loo, points, pcfg.level)
+    metrics["figure"] = FIGURE
+    stop("report")
     return metrics
 
 

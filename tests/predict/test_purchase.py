@@ -43,6 +43,20 @@ def test_purchase_pipeline_end_to_end(tmp_path):
     again = run(config(SMALL), run_dir, progress=False)  # measurements are reused from runs.csv
     assert again["runs"]["trained"] == 0 and again["runs"]["reused"] == 15
     assert again["plan"] == metrics["plan"]
+    assert metrics["stages_done"] == ["measure", "fit", "optimize", "verify", "report"]
+
+
+def test_purchase_stages_stop_where_asked_and_reuse_the_runs(tmp_path):
+    run_dir = RunDir(tmp_path / "run")
+    fit = run(config(SMALL), run_dir, progress=False, until="fit")
+    assert fit["stages_done"] == ["measure", "fit"] and fit["runs"]["trained"] == 15
+    assert (run_dir.root / "predictions.csv").exists() and not (run_dir.root / "plan.yaml").exists()
+    planned = run(config(SMALL), run_dir, progress=False, until="optimize")
+    assert planned["runs"]["trained"] == 0 and (run_dir.root / "plan.yaml").exists()
+    assert "verified" not in planned and not (run_dir.root / "predicted_vs_measured.png").exists()
+    assert json.loads((run_dir.root / "metrics.json").read_text())["stages_done"] == ["measure", "fit", "optimize"]
+    with pytest.raises(ValueError, match="no stage 'apply'"):
+        run(config(SMALL), run_dir, until="apply")
 
 
 def test_purchase_config_errors(tmp_path):
