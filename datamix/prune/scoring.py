@@ -24,6 +24,16 @@ DYNAMICS_METRICS = ("el2n", "grand", "forgetting", "margin")
 METRICS = EMBEDDING_METRICS + DYNAMICS_METRICS
 
 
+def check_request(metrics: Sequence[str], inputs: Mapping, what: str) -> list[str]:
+    """The names of ``inputs`` (one per source), checked non-empty, and ``metrics`` checked known."""
+    unknown = sorted(set(metrics) - set(METRICS))
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
+    if not inputs:
+        raise ValueError(f"no {what} to score")
+    return list(inputs)
+
+
 def default_n_clusters(n_samples: int, labels: np.ndarray | None) -> int:
     """k for prototypes: the number of classes when known (Sorscher et al. take k within an order
     of magnitude of it), else about sqrt(n); never more than n."""
@@ -58,12 +68,7 @@ def score_sources(embeddings: Mapping[str, np.ndarray], labels: Mapping[str, np.
     dict of str to DataFrame
         Per source, one row per sample (in source order) and one column per metric.
     """
-    unknown = sorted(set(metrics) - set(METRICS))
-    if unknown:
-        raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
-    names = list(embeddings)
-    if not names:
-        raise ValueError("no sources to score")
+    names = check_request(metrics, embeddings, "sources")
     X = np.concatenate([np.asarray(embeddings[n], dtype=np.float32) for n in names])
     sizes = [len(embeddings[n]) for n in names]
     needs_labels = [m for m in metrics if m in DYNAMICS_METRICS]

@@ -26,7 +26,7 @@ from datamix.index._checks import check_n_clusters, check_seed
 from datamix.index.device import resolve_device
 from datamix.index.streaming import _kmeans_on_stores_impl
 from datamix.prune.density import _cluster_probabilities, _density_scores_impl
-from datamix.prune.scoring import DYNAMICS_METRICS, EMBEDDING_METRICS, METRICS, default_n_clusters
+from datamix.prune.scoring import DYNAMICS_METRICS, EMBEDDING_METRICS, check_request, default_n_clusters
 
 __all__ = ["score_stores"]
 
@@ -84,12 +84,7 @@ def score_stores(stores: Mapping[str, EmbeddingStore | str | os.PathLike],
     """
     from datamix.engine import get_engine
 
-    unknown = sorted(set(metrics) - set(METRICS))
-    if unknown:
-        raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
-    names = list(stores)
-    if not names:
-        raise ValueError("no stores to score")
+    names = check_request(metrics, stores, "stores")
     opened = [s if isinstance(s, EmbeddingStore) else EmbeddingStore(s) for s in stores.values()]
     dims = {n: s.dim for n, s in zip(names, opened)}
     if len(set(dims.values())) != 1:
