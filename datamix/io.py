@@ -44,6 +44,21 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
+def json_safe(obj):
+    """``obj`` with NaN/inf → None, numpy scalars → Python and keys → str, recursively (for JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj) -> Path:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")

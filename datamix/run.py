@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from datamix.config import ConfigError, RunConfig
 from datamix.data.sources import Source, check_name
-from datamix.io import atomic_write, write_json, write_text
+from datamix.io import atomic_write, json_safe, write_json, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,22 @@ class RunDir:
         return write_text(self.path("config.yaml"), cfg.to_yaml())
 
     def save_metrics(self, metrics: dict) -> Path:
-        return write_json(self.path("metrics.json"), metrics)
+        """``metrics.json``; NaN/inf are written as null (see :func:`datamix.io.json_safe`)."""
+        return write_json(self.path("metrics.json"), json_safe(metrics))
+
+
+def check_until(pipeline: str, stages: Sequence[str], until: str | None) -> None:
+    """Raise ValueError unless ``until`` (where a run stops) is None or one of the pipeline's ``stages``."""
+    if until is not None and until not in stages:
+        raise ValueError(f"the {pipeline} pipeline has no stage {until!r}; its stages: {', '.join(stages)}")
+
+
+def stage_done(metrics: dict, stage: str, until: str | None, stages: Sequence[str], *, record: bool = True) -> bool:
+    """Append ``stage`` to ``metrics["stages_done"]`` (unless ``record`` is False: a stage the config
+    turned off); True when the run stops after it, at ``until`` or at the last of ``stages``."""
+    if record:
+        metrics["stages_done"].append(stage)
+    return stage in (until, stages[-1])
 
 
 def load_sources(cfg: RunConfig, run: RunDir) -> tuple[list[Source], Source | None]:

@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from datamix import __version__
 from datamix.config import CurateConfig, _format_errors
 from datamix.io import save_npy, write_json, write_text
-from datamix.run import RunDir, embed_stage, load_sources
+from datamix.run import RunDir, check_until, embed_stage, load_sources, stage_done
 
 logger = logging.getLogger(__name__)
 
@@ -362,8 +362,7 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     from datamix.optimize.frontier import threshold_curve
     from datamix.proxy.runs import ProxyTrainer
 
-    if until is not None and until not in STAGES:
-        raise ValueError(f"the curate pipeline has no stage {until!r}; its stages: {', '.join(STAGES)}")
+    check_until("curate", STAGES, until)
     t_start = time.perf_counter()
     timings = {}
     ccfg = curate_config(cfg, options)
@@ -385,13 +384,11 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
 
     def done(stage: str, *, record: bool = True) -> bool:
         """Record ``stage`` as done; True when the run stops here (metrics written)."""
-        if record:
-            metrics["stages_done"].append(stage)
-        if stage not in (until, STAGES[-1]):
+        if not stage_done(metrics, stage, until, STAGES, record=record):
             return False
         timings["total"] = time.perf_counter() - t_start
         metrics["seconds"] = {k: round(v, 3) for k, v in timings.items()}
-        run_dir.save_metrics(_finite(metrics))
+        run_dir.save_metrics(metrics)
         logger.info("curate stopped after %s in %.1f s", stage, timings["total"])
         return True
 
@@ -566,18 +563,4 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, fron
     return write_report(run_dir.root, plan, figures=figures, inputs=inputs, comparisons=comparisons,
                         frontier=frontier, title="datamix curate report", notes=notes)
 
-
-def _finite(obj):
-    """NaN/inf (not JSON) → None, numpy scalars → Python, recursively."""
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 

@@ -140,10 +140,9 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     # datamix.run imports datamix.config
     from datamix.predict import OTPredictor, plan_purchase
     from datamix.proxy.runs import MixtureRunner, ProxyTrainer
-    from datamix.run import load_sources
+    from datamix.run import check_until, load_sources, stage_done
 
-    if until is not None and until not in STAGES:
-        raise ValueError(f"the purchase pipeline has no stage {until!r}; its stages: {', '.join(STAGES)}")
+    check_until("purchase", STAGES, until)
     t0 = time.perf_counter()
     pcfg = _purchase_config(cfg)
     if hasattr(cfg, "to_yaml"):
@@ -183,17 +182,15 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
         "sources": {s.name: {"revealed": len(s), "offer_size": s.total_size, "price": prices[s.name]} for s in chosen},
         "runs": {"total": int(len(runs)), "trained": int((~runs["reused"]).sum()),
                  "reused": int(runs["reused"].sum()), "seconds": round(t_measure, 3)},
-        "stages_done": ["measure"],
+        "stages_done": [],
     }
 
     def stop(stage: str, *, record: bool = True) -> bool:
         """Record ``stage``; True (metrics written) when the run stops after it."""
-        if record and stage != metrics["stages_done"][-1]:
-            metrics["stages_done"].append(stage)
-        if stage not in (until, STAGES[-1]):
+        if not stage_done(metrics, stage, until, STAGES, record=record):
             return False
         metrics["seconds"] = round(time.perf_counter() - t0, 3)
-        run_dir.save_metrics(_finite(metrics))
+        run_dir.save_metrics(metrics)
         return True
 
     if stop("measure"):
@@ -265,15 +262,3 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     stop("report")
     return metrics
 
-
-def _finite(obj):
-    """NaN/inf (not JSON) → None, recursively."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
