@@ -260,23 +260,23 @@ class MixtureOT:
         """The mixture's points to themselves, (n_points, n_points): the self-term of the divergence."""
         key = ("self", term)
         if key not in self._costs:
-            C = ot.dist(self._X, self._X)
-            if term == "joint":
-                W = class_distances(self._X, self.group_of_point_, self._X, self.group_of_point_)
-                C += self.label_weight * W[np.ix_(self.group_of_point_, self.group_of_point_)]
-            self._costs[key] = C
+            self._costs[key] = self._cloud_cost(self._X, self.group_of_point_, term)
         return self._costs[key]
 
     def _target_self(self, term: str) -> float:
         """OT_ε(target, target) under ``term``'s cost: fixed, solved once."""
         key = ("target", term)
         if key not in self._costs:
-            C = ot.dist(self._Xt, self._Xt)
-            if term == "joint":
-                W = class_distances(self._Xt, self._it, self._Xt, self._it)
-                C += self.label_weight * W[np.ix_(self._it, self._it)]
+            C = self._cloud_cost(self._Xt, self._it, term)
             self._costs[key] = entropic_ot(self._b, self._b, C, reg=self.reg, symmetric=True).value
         return self._costs[key]
+
+    def _cloud_cost(self, X: np.ndarray, groups: np.ndarray, term: str) -> np.ndarray:
+        """Cost of a point cloud to itself under ``term`` (labels by ``groups`` for "joint"), (n, n)."""
+        C = ot.dist(X, X)
+        if term == "joint":
+            C += self.label_weight * class_distances(X, groups, X, groups)[np.ix_(groups, groups)]
+        return C
 
     def _label_ot(self, a: np.ndarray) -> tuple[float, np.ndarray]:
         """Label-only OT, solved between groups and target classes, potentials spread to points."""
