@@ -27,24 +27,20 @@ def _run_dir(cfg, out: str | None) -> RunDir:
 
 
 def cmd_run(args) -> int:
+    """Run the config's pipeline: all of it (``run``), or up to and including the stage the command names."""
     cfg = load_config(args.config)
     pipeline = importlib.import_module(f"pipelines.{cfg.pipeline}")
+    options = {}
+    if args.command != "run":
+        stages = getattr(pipeline, "STAGES", ())
+        if args.command not in stages:
+            raise ValueError(f"the {cfg.pipeline} pipeline (config {args.config}) has no stage {args.command!r}; "
+                             f"its stages: {', '.join(stages) or 'none (use datamix run)'}")
+        options["until"] = args.command
     run_dir = _run_dir(cfg, args.out)
-    _summarize(run_dir, pipeline.run(cfg, run_dir, progress=not args.quiet))
-    return 0
-
-
-def cmd_stage(args) -> int:
-    """Run the config's pipeline up to and including the stage named by the command."""
-    cfg = load_config(args.config)
-    pipeline = importlib.import_module(f"pipelines.{cfg.pipeline}")
-    stages = getattr(pipeline, "STAGES", ())
-    if args.command not in stages:
-        raise ValueError(f"the {cfg.pipeline} pipeline (config {args.config}) has no stage {args.command!r}; "
-                         f"its stages: {', '.join(stages) or 'none (use datamix run)'}")
-    run_dir = _run_dir(cfg, args.out)
-    metrics = pipeline.run(cfg, run_dir, progress=not args.quiet, until=args.command)
-    print(f"stages done: {', '.join(metrics.get('stages_done', []))}")
+    metrics = pipeline.run(cfg, run_dir, progress=not args.quiet, **options)
+    if options:
+        print(f"stages done: {', '.join(metrics['stages_done'])}")
     _summarize(run_dir, metrics)
     return 0
 
@@ -154,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(embeds first if needed)").set_defaults(func=cmd_score)
     for name, what in STAGE_COMMANDS.items():
         sub.add_parser(name, parents=[stage], help=f"run the config's pipeline up to {what} (reusing earlier "
-                       "stages' outputs in the run directory)").set_defaults(func=cmd_stage)
+                       "stages' outputs in the run directory)").set_defaults(func=cmd_run)
 
     p = sub.add_parser("info", help="describe this install, a config, a store or a run directory")
     p.add_argument("path", nargs="?", help="config file, store folder or run directory")
