@@ -394,9 +394,8 @@ class QualityPredictor(BaseEstimator):
             return float("nan"), float("nan")
         with torch.no_grad():
             vals = [float(self.predict_torch(P, N, Q, params=t)) for t in thetas]
-        lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
-        with torch.no_grad():
             point = float(self.predict_torch(P, N, Q))
+        lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
         return float(min(lo, point)), float(max(hi, point))
 
 
