@@ -6,10 +6,11 @@ A run directory holds ``config.yaml``, one folder per stage output (``embeddings
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -40,6 +41,31 @@ class RunDir:
     def save_metrics(self, metrics: dict) -> Path:
         """``metrics.json``; NaN/inf are written as null (see :func:`datamix.io.json_safe`)."""
         return write_json(self.path("metrics.json"), json_safe(metrics))
+
+    def cached(self, name: str, key: dict, compute: Callable[[], object]):
+        """``compute()``'s result, kept in the JSON file ``name`` beside ``key`` and reused while ``key``
+        (what the result depends on: plan, seeds, data fingerprints…) is unchanged.
+
+        Both the fresh and the reused result are the JSON round trip of ``compute()``'s (tuples become
+        lists, NaN None), so a stage reads the same either way. A damaged file is recomputed.
+        """
+        path = self.path(name)
+        key = _json_round_trip(key)
+        if path.is_file():
+            try:
+                stored = json.loads(path.read_text())
+            except ValueError:
+                stored = None
+            if isinstance(stored, dict) and stored.get("key") == key and "value" in stored:
+                logger.info("reusing %s (its inputs are unchanged)", path.name)
+                return stored["value"]
+        value = _json_round_trip(compute())
+        write_json(path, {"key": key, "value": value})
+        return value
+
+
+def _json_round_trip(obj):
+    return json.loads(json.dumps(json_safe(obj), allow_nan=False))
 
 
 def check_until(pipeline: str, stages: Sequence[str], until: str | None) -> None:

@@ -17,7 +17,8 @@
 7. **apply** the plan (:func:`~datamix.apply.apply_plan`): curated shards and a manifest;
 8. **verify**: train the proxy on the plan's data, on the uniform mixture and on the plan's ratios
    unfiltered (and on the sources in their natural proportions), all at the same budget — measured,
-   whatever the outcome — and **report**.
+   whatever the outcome; kept in ``verify.json`` and reused while the plan, seeds and data are
+   unchanged — and **report**.
 
 Every output is written atomically; a killed run started again completes with the same results
 (proxy runs are reused from ``runs.csv``, scores from ``scores/``). Bad input — unknown source
@@ -470,8 +471,13 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     verified = None
     if ccfg.verify:
         classes = np.unique(np.concatenate([features[n][1] for n in names] + [target_arrays[1]]))
-        verified = verify_stage(ccfg, plan, predictor, names, available, tokens, features, scores, target_arrays,
-                                trainer, classes)
+        from datamix.optimize import fingerprint
+
+        key = {"plan": plan.to_dict(), "seeds": list(ccfg.verify_seeds), "trainer": trainer.signature,
+               "tokens": tokens, "data": _data_fingerprints(features, target_arrays),
+               "scores": {n: fingerprint(np.asarray(s))[:16] for n, s in sorted(scores.items())}}
+        verified = run_dir.cached("verify.json", key, lambda: verify_stage(
+            ccfg, plan, predictor, names, available, tokens, features, scores, target_arrays, trainer, classes))
     metrics["verified"] = verified
     metrics["check"] = None if not verified else {
         "plan_beats_uniform": verified["plan"]["measured"] > verified["uniform"]["measured"],

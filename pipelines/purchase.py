@@ -9,9 +9,10 @@ metric. For the bundled scenarios, whose full offers are known, ``verify`` train
 purchase (and on two simple alternatives) to measure what the prediction promised.
 
 Writes into the run directory: ``config.yaml``, ``runs.csv``, ``plan.yaml`` and ``plan.json``,
-``predictions.csv`` (leave-one-out stage-1 predictions), ``predicted_vs_measured.png`` and
-``metrics.json``. ``run(..., until=STAGE)`` (``datamix fit|optimize|report CONFIG``) stops after a
-stage of :data:`STAGES`, reusing the runs already in ``runs.csv``.
+``predictions.csv`` (leave-one-out stage-1 predictions), ``verify_runs.csv`` (the verify stage's
+trainings), ``predicted_vs_measured.png`` and ``metrics.json``. ``run(..., until=STAGE)``
+(``datamix fit|optimize|report CONFIG``) stops after a stage of :data:`STAGES`, reusing the runs
+already in ``runs.csv`` and ``verify_runs.csv``: a rerun trains nothing it has trained before.
 """
 
 from __future__ import annotations
@@ -74,14 +75,17 @@ def _alternatives(names, prices, offers, budget) -> dict:
     return {k: dict(zip(names, v.tolist())) for k, v in out.items() if v.sum() > 0}
 
 
-def _verify(cfg, names, pcfg, trainer, purchases: dict) -> dict:
-    """Train on each purchase drawn from the full offers (bundled data only); mean metric over seeds."""
+def _verify(cfg, names, pcfg, trainer, purchases: dict, table) -> dict:
+    """Train on each purchase drawn from the full offers (bundled data only); mean metric over seeds.
+
+    The trainings are kept in the runs table ``table`` (``verify_runs.csv``): a rerun reuses them.
+    """
     from datamix.data.bundled import load_scenario
     from datamix.proxy.runs import MixtureRunner
 
     options = {k: v for k, v in cfg.data.options.items() if k != "revealed"}
     full = load_scenario(cfg.data.bundled, seed=cfg.seed, revealed=None, **options)
-    runner = MixtureRunner([full.source(n) for n in names], full.target, trainer=trainer)
+    runner = MixtureRunner([full.source(n) for n in names], full.target, trainer=trainer, table=table)
     out = {}
     for label, buy in purchases.items():
         counts = np.array([buy[n] for n in names], dtype=float)
@@ -248,7 +252,8 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
 
     verified = None
     if pcfg.verify and getattr(cfg.data, "bundled", None):
-        verified = _verify(cfg, names, pcfg, trainer, {k: v["buy"] for k, v in points.items()})
+        verified = _verify(cfg, names, pcfg, trainer, {k: v["buy"] for k, v in points.items()},
+                           run_dir.path("verify_runs.csv"))
         for k, v in verified.items():
             points[k]["measured"] = v["mean"]
             points[k]["measured_std"] = v["std"]

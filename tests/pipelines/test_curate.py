@@ -146,7 +146,7 @@ def test_default_options_and_config_section(cfg):
     assert curate.bucket_rows(np.array([0.1, 0.9, 0.5, 0.7]), 2)[0].tolist() == [1, 3]
 
 
-def test_stages_run_alone_reuse_the_run_directory_and_give_the_same_plan(done, tmp_path):
+def test_stages_run_alone_reuse_the_run_directory_and_give_the_same_plan(done, tmp_path, monkeypatch):
     out, metrics = done
     again = tmp_path / "again"
     shutil.copytree(out, again)
@@ -173,5 +173,14 @@ def test_stages_run_alone_reuse_the_run_directory_and_give_the_same_plan(done, t
     assert (again / "plan.yaml").read_bytes() == (out / "plan.yaml").read_bytes()
     assert (again / "curated" / "manifest.json").read_bytes() == (out / "curated" / "manifest.json").read_bytes()
     assert not (again / "report.html").exists()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the verify stage retrained although its plan, seeds and data are unchanged")
+
+    monkeypatch.setattr(curate, "verify_stage", no_training)
+    report = curate.run(cfg, RunDir(again), progress=False, options=FAST, until="report")
+    assert report["verified"] == json.loads((out / "verify.json").read_text())["value"]
+    assert report["verified"]["plan"]["measured"] == pytest.approx(metrics["verified"]["plan"]["measured"])
+    assert (again / "report.html").exists()
     with pytest.raises(ValueError, match="no stage 'bogus'.*embed, score"):
         curate.run(cfg, RunDir(again), progress=False, options=FAST, until="bogus")

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -42,6 +43,9 @@ def test_purchase_pipeline_end_to_end(tmp_path):
     assert json.loads((run_dir.root / "metrics.json").read_text())["plan"]["buy"] == plan["buy"]
     again = run(config(SMALL), run_dir, progress=False)  # measurements are reused from runs.csv
     assert again["runs"]["trained"] == 0 and again["runs"]["reused"] == 15
+    assert again["verified"] == metrics["verified"]  # the verify trainings too, from verify_runs.csv
+    verify_runs = pd.read_csv(run_dir.root / "verify_runs.csv")
+    assert len(verify_runs) == len(metrics["compared"]) * len(PurchaseConfig(budget=1.0).seeds)
     assert again["plan"] == metrics["plan"]
     assert metrics["stages_done"] == ["measure", "fit", "optimize", "verify", "report"]
 
