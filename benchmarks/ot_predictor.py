@@ -22,13 +22,14 @@ enter the truth.
    Two last tables repeat the OT-split ratios with all trainings of a repetition at one seed, and
    with every training's metric averaged over the whole training seed pool (nearly noise-free
    measurements: what the forms could do without the draw noise).
-2. Extrapolation to 1200 (4x the largest revealed size; trained on the full offers) from stage 1 at
-   38, 75, 150 and 300: MAE of both stage-2 rules.
-3. Selection: an OTPredictor fitted on the design a purchase uses (each source alone, the uniform
-   mixture and random mixtures: 20 trainings x 4 sizes); the mixture the gradient method picks,
-   trained with ``--fresh`` fresh seeds, vs uniform, size-proportional and best-single-source
-   mixtures, at N = 300 (revealed samples) and 1200 (full offers); repeated on ``--designs``
-   designs. Differences are paired by seed; over the designs, the standard error is that of the
+2. Extrapolation to 1200 (trained on the full offers) from stage 1 at the revealed sizes up to 300,
+   150 and 75 (4x, 8x, 16x the largest): MAE of every stage-2 rule (logit, two-point, power law,
+   auto), and of the two-point rules for the baselines.
+3. Selection: an OTPredictor (stage 2 by the logit rule, as ``configs/purchase_digits.yaml``)
+   fitted on the design a purchase uses (each source alone, the uniform mixture and random
+   mixtures: 20 trainings x 4 sizes); the mixture the gradient method picks, trained with
+   ``--fresh`` fresh seeds, vs uniform, size-proportional and best-single-source mixtures, at
+   N = 300 (revealed samples) and 1200 (full offers); repeated on ``--designs`` designs. Differences are paired by seed; over the designs, the standard error is that of the
    per-seed mean over designs (designs that pick one mixture share its measurement).
 
 Runs are kept in ``--out`` (``runs_revealed.csv``, ``runs_full.csv``) and reused; results go to
@@ -208,35 +209,37 @@ def stage1_table(args, sources, target, grid, rev):
 
 
 def extrapolation_table(args, sources, target, grid, rev, big):
+    """MAE at N = 1200 of every stage-2 rule, from stage 1 at the revealed sizes up to 300, 150 and 75."""
     truth_big, std_big = big.truth(BIG, args.truth_seeds)
-    models = {"OT-split": OTPredictor(target=target, sizes=SIZES),  # one instance: its OT cache is reused
-              "linear": RatioPolynomial(degree=1, sizes=SIZES),
-              "quadratic": RatioPolynomial(degree=2, sizes=SIZES)}
-    rows = {}
-    for T in (20, 40):
-        errs = {}
-        for rep in range(args.reps):
-            rng = np.random.default_rng(7000 + 100 * T + rep)
-            tr, te = split_indices("random", grid, T, rng)
-            runs = rev.pick(tr, training_seeds(args, len(tr), rng, rep, False), SIZES)
-            for name, m in models.items():
-                for rule in ("two_point", "power_law", "auto"):
-                    if rule == "auto" and name != "OT-split":
-                        continue
-                    m.set_params(extrapolation=rule).fit(sources if name.startswith("OT") else NAMES, runs)
-                    err = np.mean(np.abs(m.predict(grid[te], BIG) - truth_big[te]))
-                    errs.setdefault(f"{name} {rule}", []).append(err)
-                    if rule == "auto":
-                        errs.setdefault("auto chose power_law", []).append(float(m.extrapolation_ == "power_law"))
-        rows[T] = {k: (100 * np.mean(v), 100 * np.std(v) / np.sqrt(args.reps)) for k, v in errs.items()}
-    print(f"\n2. Extrapolation to N={BIG} (4x the largest revealed size) from stage 1 at {SIZES} "
-          f"— MAE in points, mean ± s.e. (truth: full offers, seed std {100 * np.mean(std_big):.2f})")
-    for T, row in rows.items():
-        chose = row.pop("auto chose power_law")[0] / 100
-        print(f"   T={T:2d} per size: " + "; ".join(f"{k} {m:.2f} ± {s:.2f}" for k, (m, s) in row.items())
-              + f"; auto chose power_law in {chose:.0%} of repetitions")
-        row["auto chose power_law (share)"] = chose
-    return rows
+    print(f"\n2. Extrapolation to N={BIG} from stage 1 at the revealed sizes up to {BIG // 4} / {BIG // 8} / "
+          f"{BIG // 16} (4x / 8x / 16x) — MAE in points, mean ± s.e. (truth: full offers, seed std "
+          f"{100 * np.mean(std_big):.2f}); the baselines with the two-point rules only")
+    out = {}
+    for factor in (4, 8, 16):
+        sizes = [n for n in SIZES if n <= BIG // factor]
+        rules = ("logit", "two_point", "power_law", "auto") if len(sizes) >= 3 else ("logit", "two_point", "auto")
+        models = {"OT-split": OTPredictor(target=target, sizes=sizes),  # one instance: its OT cache is reused
+                  "linear": RatioPolynomial(degree=1, sizes=sizes),
+                  "quadratic": RatioPolynomial(degree=2, sizes=sizes)}
+        for T in (20, 40):
+            errs, chosen = {}, []
+            for rep in range(args.reps):
+                rng = np.random.default_rng(7000 + 100 * T + rep)
+                tr, te = split_indices("random", grid, T, rng)
+                runs = rev.pick(tr, training_seeds(args, len(tr), rng, rep, False), sizes)
+                for name, m in models.items():
+                    for rule in rules if name == "OT-split" else ("logit", "two_point"):
+                        m.set_params(extrapolation=rule).fit(sources if name.startswith("OT") else NAMES, runs)
+                        err = np.mean(np.abs(m.predict(grid[te], BIG) - truth_big[te]))
+                        errs.setdefault(f"{name} {rule}", []).append(err)
+                        if rule == "auto":
+                            chosen.append(m.extrapolation_)
+            row = {k: (100 * np.mean(v), 100 * np.std(v) / np.sqrt(args.reps)) for k, v in errs.items()}
+            share = {r: chosen.count(r) / len(chosen) for r in sorted(set(chosen))}
+            print(f"   {factor:2d}x T={T:2d}: " + "; ".join(f"{k} {m:.2f} ± {s:.2f}" for k, (m, s) in row.items())
+                  + "; auto chose " + ", ".join(f"{r} {v:.0%}" for r, v in share.items()))
+            out[f"{factor}x/{T}"] = {"mae": row, "auto_chose": share}
+    return out
 
 
 def design_runs(rev, grid, train_seeds, rng) -> pd.DataFrame:
@@ -268,7 +271,7 @@ def selection(args, sources, target, grid, rev, r_rev, r_full, full):
           f"{fresh[0]}..{fresh[-1]}: measured accuracy, mean ± std over seeds. Design 1 of {args.designs}:")
     for d in range(args.designs):
         runs = design_runs(rev, grid, args.train_seeds, np.random.default_rng(99 + d))
-        model = OTPredictor(target=target, sizes=SIZES).fit(sources, runs)
+        model = OTPredictor(target=target, sizes=SIZES, extrapolation="logit").fit(sources, runs)  # as the purchase config
         lin = RatioPolynomial(degree=1, sizes=SIZES, extrapolation=model.extrapolation_).fit(NAMES, runs)
         for N in runners:
             for name, m in (("OTPredictor", model), ("linear baseline", lin)):

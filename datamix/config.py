@@ -126,7 +126,7 @@ class PredictorConfig(_Strict):
     ot_mode: Literal["weighted", "sample"] = "weighted"
     n_draws: int = Field(default=1, ge=1)
     alpha: Annotated[float, Field(ge=0)] | Literal["auto"] = 0.0
-    extrapolation: Literal["auto", "two_point", "power_law"] = "two_point"
+    extrapolation: Literal["auto", "two_point", "logit", "power_law"] = "two_point"
     n_bootstrap: int = Field(default=100, ge=2)
 
 

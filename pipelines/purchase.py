@@ -219,8 +219,9 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     factor = choice.size / max(pcfg.sizes)
     if factor > 4:
         logger.warning("the plan trains on %d samples, %.1fx the largest revealed size %d: stage 2 extrapolates "
-                       "that far (benchmarks/ot_predictor.py measured 4-5 accuracy points of error at 4x); "
-                       "measure larger revealed sizes if the seller allows", choice.size, factor, max(pcfg.sizes))
+                       "that far (benchmarks/ot_predictor.py measured 4-5 accuracy points of error at 4x and, "
+                       "with the logit rule, 5-6.5 at 8x); measure larger revealed sizes if the seller allows",
+                       choice.size, factor, max(pcfg.sizes))
     points = {"plan": {"buy": choice.buy, "size": choice.size, "cost": round(choice.cost, 6),
                        "predicted": choice.predicted, "interval": list(interval)}}
     for label, buy in _alternatives(names, prices, offers, pcfg.budget).items():

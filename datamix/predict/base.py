@@ -10,17 +10,25 @@ polynomials of the ratios for :class:`~datamix.predict.RatioPolynomial`.
 
 Stage 2 predicts at any size :math:`N` from the stage-1 predictions :math:`m_k(p)`:
 
-* inside the revealed range, linear interpolation in :math:`\\log N` between the two bracketing sizes;
-* beyond it, ``"two_point"`` — the Projektor rule between the two largest sizes :math:`n_0 < n_1`,
-  :math:`m(N) = [\\ln(N/n_0)\\, m_1 - \\ln(N/n_1)\\, m_0] / \\ln(n_1/n_0)` — or ``"power_law"`` — a
-  :class:`~datamix.laws.PowerLaw` :math:`e = c + a N^{-b}` fitted per mixture to the error
-  :math:`e = 1 - m` (accuracy) or to the loss, over all revealed sizes (three or more);
-* ``"auto"`` picks the rule with the smaller error in a held-out check: every rule extrapolates
+* ``"two_point"`` — the Projektor rule, linear in :math:`\\log N` through the two bracketing sizes
+  (beyond the revealed range, the two largest :math:`n_0 < n_1`):
+  :math:`m(N) = [\\ln(N/n_0)\\, m_1 - \\ln(N/n_1)\\, m_0] / \\ln(n_1/n_0)`;
+* ``"logit"`` — the same rule on :math:`z = \\operatorname{logit}((m - lo) / (hi - lo))`,
+  with ``metric_range = (lo, hi)``, mapped back: predictions stay inside the range by
+  construction (the linear rule overshoots an accuracy of 1 when it extrapolates far). Measured on
+  the bundled digits (``benchmarks/ot_predictor.py``): at 4x the largest revealed size it is as good
+  as the linear rule or a little worse, at 8x and 16x clearly better;
+* ``"power_law"`` — beyond the revealed range, a :class:`~datamix.laws.PowerLaw`
+  :math:`e = c + a N^{-b}` fitted per mixture to the error :math:`e = 1 - m` (accuracy) or to the
+  loss, over all revealed sizes (three or more); inside it, the linear rule;
+* ``"auto"`` picks the rule with the smallest error in a held-out check: every rule extrapolates
   from the smaller sizes to the largest revealed size, where the measured mixtures are known. The
-  power law can only be checked with four or more revealed sizes; with fewer, ``"two_point"`` is kept.
+  power law can only be checked with four or more revealed sizes, the logit rule only with a
+  ``metric_range``. With fewer than three sizes nothing is checked and ``"auto"`` keeps ``"logit"``
+  (``"two_point"`` without a ``metric_range``), the rule measured better far from the revealed sizes.
   The check runs whatever the rule (``extrapolation_scores_``); only ``"auto"`` acts on it.
 
-Below the smallest size the two smallest sizes are extrapolated log-linearly.
+Below the smallest size the two smallest sizes are extrapolated the same way.
 
 Gradients are taken along the simplex: ``gradient(p, N)`` returns :math:`g` with
 :math:`\\sum_i d_i g_i` the derivative of the prediction in any direction :math:`d`,
@@ -35,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
@@ -46,7 +55,8 @@ __all__ = ["TwoStagePredictor", "runs_frame"]
 
 logger = logging.getLogger(__name__)
 
-EXTRAPOLATIONS = ("auto", "two_point", "power_law")
+EXTRAPOLATIONS = ("auto", "two_point", "logit", "power_law")
+_LOGIT_MARGIN = 1e-4  # stage-1 values are kept this share of metric_range inside it before the logit
 RATIO_PREFIX = "p_"
 _MAX_CHECK = 24  # mixtures used by the held-out extrapolation check
 
@@ -88,6 +98,17 @@ def runs_frame(runs, names: list[str], metric: str) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def _two_point(sizes: np.ndarray, N: float) -> tuple[int, float, float]:
+    """Index j and weights of the two-point rule in log N: value(N) = c0 · v[j-1] + c1 · v[j].
+
+    j brackets N (the two largest or smallest sizes outside the range); c0 + c1 = 1.
+    """
+    j = int(np.clip(np.searchsorted(sizes, N), 1, len(sizes) - 1))
+    n0, n1 = sizes[j - 1], sizes[j]
+    span = np.log(n1 / n0)
+    return j, float(-np.log(N / n1) / span), float(np.log(N / n0) / span)
+
+
 class TwoStagePredictor(BaseEstimator):
     """Base of the mixture predictors; subclasses define the stage-1 features.
 
@@ -110,6 +131,9 @@ class TwoStagePredictor(BaseEstimator):
     def _check_params(self) -> None:
         if self.extrapolation not in EXTRAPOLATIONS:
             raise ValueError(f"extrapolation={self.extrapolation!r}; choose one of {EXTRAPOLATIONS}")
+        if self.extrapolation == "logit" and self.metric_range is None:
+            raise ValueError("extrapolation='logit' needs the metric's bounds (metric_range=(low, high)); "
+                             "for an unbounded metric such as a loss use 'two_point' or 'power_law'")
         if not (self.alpha == "auto" or (np.isscalar(self.alpha) and float(self.alpha) >= 0)):
             raise ValueError(f"alpha={self.alpha!r} must be 'auto' or a number >= 0")
         if not (isinstance(self.n_bootstrap, (int, np.integer)) and self.n_bootstrap >= 2):
@@ -266,32 +290,56 @@ class TwoStagePredictor(BaseEstimator):
                 raise ValueError("the power-law rule needs three or more revealed sizes")
             law = self._law_for(key, sizes, values)
             return float(self._from_error(law.predict(np.array([float(N)]))[0]))
-        j = int(np.clip(np.searchsorted(sizes, N), 1, len(sizes) - 1))
-        n0, n1, m0, m1 = sizes[j - 1], sizes[j], values[j - 1], values[j]
-        return float((np.log(N / n0) * m1 - np.log(N / n1) * m0) / np.log(n1 / n0))
+        j, c0, c1 = _two_point(sizes, N)
+        if rule != "logit":
+            return float(c0 * values[j - 1] + c1 * values[j])
+        return float(self._from_logit(c0 * self._to_logit(values[j - 1]) + c1 * self._to_logit(values[j])))
+
+    # the "logit" rule's map of the metric range onto the real line, its inverse and its slope
+    def _to_logit(self, m):
+        lo, hi = self.metric_range
+        u = np.clip((np.asarray(m, dtype=float) - lo) / (hi - lo), _LOGIT_MARGIN, 1 - _LOGIT_MARGIN)
+        return np.log(u) - np.log1p(-u)
+
+    def _from_logit(self, z):
+        lo, hi = self.metric_range
+        return lo + (hi - lo) * expit(z)
+
+    def _dm_dz(self, z):
+        """d _from_logit / d z."""
+        lo, hi = self.metric_range
+        return (hi - lo) * expit(z) * expit(-z)
+
+    def _logit_slope(self, m):
+        """d logit / d m, zero where ``m`` was clipped into the range."""
+        lo, hi = self.metric_range
+        u = (np.asarray(m, dtype=float) - lo) / (hi - lo)
+        inside = (u > _LOGIT_MARGIN) & (u < 1 - _LOGIT_MARGIN)
+        u = np.clip(u, _LOGIT_MARGIN, 1 - _LOGIT_MARGIN)
+        return np.where(inside, 1.0 / ((hi - lo) * u * (1 - u)), 0.0)
 
     def _choose_extrapolation(self) -> None:
         sizes = self.sizes_
-        self.extrapolation_scores_ = {"two_point": float("nan"), "power_law": float("nan")}
+        rules = ("logit", "two_point", "power_law") if self.metric_range is not None else ("two_point", "power_law")
+        self.extrapolation_scores_ = {r: float("nan") for r in rules}
         if self.extrapolation == "power_law" and len(sizes) < 3:
             raise ValueError(f"extrapolation='power_law' needs three or more revealed sizes, got {sizes.tolist()}")
-        self.extrapolation_ = "two_point" if self.extrapolation == "auto" else self.extrapolation
-        if len(sizes) < 3:  # nothing to check: the two-point rule needs two sizes below the held-out one
+        self.extrapolation_ = rules[0] if self.extrapolation == "auto" else self.extrapolation
+        if len(sizes) < 3:  # nothing to check: the two-point rules need two sizes below the held-out one
             return
         P_last, _, y_last = self._train[sizes[-1]]
         keys, inv = np.unique(np.round(P_last, 9), axis=0, return_inverse=True)
         measured = np.bincount(inv.ravel(), weights=y_last) / np.bincount(inv.ravel())
         pick = np.random.default_rng(self.seed).permutation(len(keys))[:_MAX_CHECK]
-        errors = {"two_point": [], "power_law": []}
+        checked = [r for r in rules if r != "power_law" or len(sizes) >= 4]
+        errors = {r: [] for r in checked}
         for i in pick:
             vals = np.array([self._stage1(keys[i], N) for N in sizes[:-1]])
-            errors["two_point"].append(abs(self._combine(vals, sizes[:-1], sizes[-1], "two_point") - measured[i]))
-            if len(sizes) >= 4:
-                errors["power_law"].append(abs(self._combine(vals, sizes[:-1], sizes[-1], "power_law") - measured[i]))
-        self.extrapolation_scores_ = {k: float(np.mean(v)) if v else float("nan") for k, v in errors.items()}
-        if (self.extrapolation == "auto" and len(sizes) >= 4
-                and self.extrapolation_scores_["power_law"] < self.extrapolation_scores_["two_point"]):
-            self.extrapolation_ = "power_law"
+            for r in checked:
+                errors[r].append(abs(self._combine(vals, sizes[:-1], sizes[-1], r) - measured[i]))
+        self.extrapolation_scores_.update({r: float(np.mean(v)) for r, v in errors.items()})
+        if self.extrapolation == "auto":  # the first rule wins ties
+            self.extrapolation_ = min(checked, key=lambda r: self.extrapolation_scores_[r])
         logger.info("held-out extrapolation check to N=%d: %s -> %s", sizes[-1], self.extrapolation_scores_,
                     self.extrapolation_)
 
@@ -346,9 +394,13 @@ class TwoStagePredictor(BaseEstimator):
             law = self._law_for(tuple(np.round(P, 12)), sizes, values)
             g = self._power_law_sensitivity(law, sizes, N) @ grads
         else:
-            j = int(np.clip(np.searchsorted(sizes, N), 1, len(sizes) - 1))
-            n0, n1 = sizes[j - 1], sizes[j]
-            g = (np.log(N / n0) * grads[j] - np.log(N / n1) * grads[j - 1]) / np.log(n1 / n0)
+            j, c0, c1 = _two_point(sizes, N)
+            if self.extrapolation_ == "logit":  # chain rule through the logit of each value and back
+                slope = self._logit_slope(values)
+                g = self._dm_dz(c0 * self._to_logit(values[j - 1]) + c1 * self._to_logit(values[j])) * (
+                    c0 * slope[j - 1] * grads[j - 1] + c1 * slope[j] * grads[j])
+            else:
+                g = c0 * grads[j - 1] + c1 * grads[j]
         return g - P @ g
 
     def size_derivative(self, p, N) -> float:
@@ -363,8 +415,12 @@ class TwoStagePredictor(BaseEstimator):
             a, b = law.params_["a"], law.params_["b"]
             de = -a * b * N ** (-b - 1)
             return float(-de if self.greater_is_better else de)
-        j = int(np.clip(np.searchsorted(sizes, N), 1, len(sizes) - 1))
-        return float((values[j] - values[j - 1]) / (N * np.log(sizes[j] / sizes[j - 1])))
+        j, c0, c1 = _two_point(sizes, N)
+        per_log_size = N * np.log(sizes[j] / sizes[j - 1])
+        if self.extrapolation_ == "logit":
+            z0, z1 = self._to_logit(values[j - 1]), self._to_logit(values[j])
+            return float(self._dm_dz(c0 * z0 + c1 * z1) * (z1 - z0) / per_log_size)
+        return float((values[j] - values[j - 1]) / per_log_size)
 
     # -- intervals ----------------------------------------------------------------------------------
     def _bootstrap(self) -> list[dict]:

@@ -114,6 +114,44 @@ def test_auto_extrapolation_picks_the_rule_that_fits(clouds):
     assert fixed.extrapolation_ == "two_point" and fixed.extrapolation_scores_["power_law"] < 1e-3  # checked, not used
 
 
+def logit_linear(o, p, N):
+    """Planted: the logit of the accuracy is linear in log N, with slope and level set by OT terms."""
+    z = -1.0 + (0.6 - 0.02 * o[1]) * np.log(N / 50) - 0.01 * o[0]
+    return 1 / (1 + np.exp(-z))
+
+
+def test_logit_rule_is_exact_for_a_logit_linear_metric_and_stays_in_range(clouds):
+    sources, _ = clouds
+    model = prepared(clouds, extrapolation="auto", alpha=0.0)
+    grid = simplex_grid(3, 2)
+    runs = planted_runs(model, logit_linear, [25, 50, 100, 200], grid)
+    model.fit(sources, runs)
+    assert model.extrapolation_ == "logit" and model.extrapolation_scores_["logit"] < 0.02  # stage 1 is not exact
+    p = np.array([0.3, 0.45, 0.25])
+    o = model.ot_.values(p[None, :], None, ("feature", "label"))[0]
+    for N in (12.5, 150, 3200, 1e7):
+        assert model.predict(p, N) == pytest.approx(logit_linear(o, p, N), abs=0.03)
+    assert 0 < model.predict(p, 1e7) < 1  # the linear rule would pass 1
+    assert model.set_params(extrapolation="two_point").fit(sources, runs).predict(p, 1e7) == 1.0  # clipped
+
+
+@pytest.mark.parametrize("N", [40, 150, 1600])
+def test_logit_rule_gradient_and_size_derivative_match_finite_differences(clouds, N):
+    sources, _ = clouds
+    model = prepared(clouds, extrapolation="logit", metric_range=(0.1, 1.0))
+    runs = planted_runs(model, logit_linear, [25, 50, 100, 200], simplex_grid(3, 5), noise=0.005,
+                        rng=np.random.default_rng(2))
+    model.fit(sources, runs)
+    p, h = np.array([0.3, 0.45, 0.25]), 1e-6
+    g = model.gradient(p, N)
+    for d in ([1.0, -1.0, 0.0], [0.0, 1.0, -1.0]):
+        d = np.array(d)
+        fd = (model.predict(p + h * d, N) - model.predict(p - h * d, N)) / (2 * h)
+        assert abs(fd - g @ d) <= 0.1 * max(abs(fd), 0.1 * np.linalg.norm(g)), (d, fd, g @ d)
+    dN = (model.predict(p, N * (1 + 1e-6)) - model.predict(p, N * (1 - 1e-6))) / (2e-6 * N)
+    assert model.size_derivative(p, N) == pytest.approx(dN, rel=1e-4)
+
+
 def test_interval_coverage_on_synthetic_noise(clouds):
     sources, _ = clouds
     model = prepared(clouds, n_bootstrap=200)
@@ -217,5 +255,9 @@ def test_contract_and_bad_input(clouds):
         clone(model).set_params(form="cubic").fit(sources, runs.assign(p_c=0.0))
     with pytest.raises(ValueError, match="labels"):
         OTPredictor(target=(target[0], None)).fit(sources, runs.assign(p_c=0.0))
+    with pytest.raises(ValueError, match="'logit' needs the metric's bounds"):
+        clone(model).set_params(metric_range=None, extrapolation="logit").fit(sources, runs.assign(p_c=0.0))
+    unbounded = clone(model).set_params(metric_range=None, extrapolation="auto").fit(sources, runs.assign(p_c=0.0))
+    assert unbounded.extrapolation_ == "two_point" and "logit" not in unbounded.extrapolation_scores_
     dict_ratios = model.predict({"a": 0.5, "b": 0.5}, 10)  # a dict: missing names are 0
     assert dict_ratios == pytest.approx(model.predict([0.5, 0.5, 0.0], 10))
