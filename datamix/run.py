@@ -42,9 +42,11 @@ class RunDir:
         """``metrics.json``; NaN/inf are written as null (see :func:`datamix.io.json_safe`)."""
         return write_json(self.path("metrics.json"), json_safe(metrics))
 
-    def cached(self, name: str, key: dict, compute: Callable[[], object]):
+    def cached(self, name: str, key: dict, compute: Callable[[], object],
+               check: Callable[[object], bool] | None = None):
         """``compute()``'s result, kept in the JSON file ``name`` beside ``key`` and reused while ``key``
-        (what the result depends on: plan, seeds, data fingerprints…) is unchanged.
+        (what the result depends on: plan, seeds, data fingerprints…) is unchanged and ``check`` (if
+        given) accepts the stored result (e.g. the files it lists are still there, intact).
 
         Both the fresh and the reused result are the JSON round trip of ``compute()``'s (tuples become
         lists, NaN None), so a stage reads the same either way. A damaged file is recomputed.
@@ -56,7 +58,8 @@ class RunDir:
                 stored = json.loads(path.read_text())
             except ValueError:
                 stored = None
-            if isinstance(stored, dict) and stored.get("key") == key and "value" in stored:
+            if (isinstance(stored, dict) and stored.get("key") == key and "value" in stored
+                    and (check is None or check(stored["value"]))):
                 logger.info("reusing %s (its inputs are unchanged)", path.name)
                 return stored["value"]
         value = _json_round_trip(compute())

@@ -14,7 +14,9 @@
 6. **optimize** the mixture ratios and keep-fractions at the compute budget with
    :func:`~datamix.optimize.optimize_mixture` over a :class:`~datamix.predict.laws.QualityPredictor`,
    and trace the threshold curve over a range of budgets;
-7. **apply** the plan (:func:`~datamix.apply.apply_plan`): curated shards and a manifest;
+7. **apply** the plan (:func:`~datamix.apply.apply_plan`): curated shards and a manifest, rewritten
+   only when the plan, the data or the scores changed or a shard is missing or altered
+   (``apply.json`` keeps the manifest with what it was made from);
 8. **verify**: train the proxy on the plan's data, on the uniform mixture and on the plan's ratios
    unfiltered (and on the sources in their natural proportions), all at the same budget — measured,
    whatever the outcome; kept in ``verify.json`` and reused while the plan, seeds and data are
@@ -358,8 +360,8 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
         sample, a money budget below one sample's price, scores missing for a filtered source —
         before any output.
     """
-    from datamix.apply import apply_plan
-    from datamix.optimize import optimize_mixture
+    from datamix.apply import apply_plan, manifest_intact
+    from datamix.optimize import fingerprint, optimize_mixture
     from datamix.optimize.frontier import threshold_curve
     from datamix.proxy.runs import ProxyTrainer
 
@@ -460,8 +462,16 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
         return metrics
 
     t0 = time.perf_counter()
-    manifest = _quietly(not progress, apply_plan, plan, chosen, scored, run_dir.path("curated"), seed=seed,
-                        format=ccfg.format, shard_size=ccfg.shard_size, engine=getattr(cfg, "engine", None))
+    # what apply and verify depend on besides the plan: reused while none of it changes
+    inputs = {"data": _data_fingerprints(features, target_arrays),
+              "scores": {n: fingerprint(np.asarray(s))[:16] for n, s in sorted(scores.items())}}
+    curated = run_dir.path("curated")
+    manifest = run_dir.cached(
+        "apply.json", {"plan": plan.to_dict(), "seed": seed, "format": ccfg.format, "shard_size": ccfg.shard_size,
+                       **inputs},
+        lambda: _quietly(not progress, apply_plan, plan, chosen, scored, curated, seed=seed, format=ccfg.format,
+                         shard_size=ccfg.shard_size, engine=getattr(cfg, "engine", None)),
+        check=lambda m: manifest_intact(curated, m))
     metrics["manifest"] = {"total_samples": manifest["total_samples"], "total_unique": manifest["total_unique"]}
     timings["apply"] = time.perf_counter() - t0
     if done("apply"):
@@ -471,11 +481,8 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     verified = None
     if ccfg.verify:
         classes = np.unique(np.concatenate([features[n][1] for n in names] + [target_arrays[1]]))
-        from datamix.optimize import fingerprint
-
         key = {"plan": plan.to_dict(), "seeds": list(ccfg.verify_seeds), "trainer": trainer.signature,
-               "tokens": tokens, "data": _data_fingerprints(features, target_arrays),
-               "scores": {n: fingerprint(np.asarray(s))[:16] for n, s in sorted(scores.items())}}
+               "tokens": tokens, **inputs}
         verified = run_dir.cached("verify.json", key, lambda: verify_stage(
             ccfg, plan, predictor, names, available, tokens, features, scores, target_arrays, trainer, classes))
     metrics["verified"] = verified

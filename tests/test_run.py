@@ -24,3 +24,20 @@ def test_cached_result_is_reused_while_its_key_holds(tmp_path):
     assert json.loads((tmp_path / "verify.json").read_text())["key"]["seeds"] == [0, 2]
     (tmp_path / "verify.json").write_text('{"key": ')  # a damaged file (killed mid-write elsewhere) is recomputed
     assert run_dir.cached("verify.json", key, compute) == first and len(calls) == 3
+
+
+def test_cached_result_is_recomputed_when_its_check_fails(tmp_path):
+    run_dir = RunDir(tmp_path)
+    produced = tmp_path / "out.txt"
+
+    def compute():
+        produced.write_text("data")
+        return {"file": produced.name}
+
+    def check(value):
+        return (tmp_path / value["file"]).exists()
+
+    run_dir.cached("made.json", {"v": 1}, compute, check=check)
+    produced.unlink()  # the result lists a file that is gone: made again
+    assert run_dir.cached("made.json", {"v": 1}, compute, check=check) == {"file": "out.txt"}
+    assert produced.read_text() == "data"

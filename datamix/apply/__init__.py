@@ -1,5 +1,5 @@
 """Apply a plan: write the curated data and its manifest."""
 
-from datamix.apply.materialize import Selection, apply_plan, select_rows
+from datamix.apply.materialize import Selection, apply_plan, manifest_intact, select_rows
 
-__all__ = ["apply_plan", "select_rows", "Selection"]
+__all__ = ["apply_plan", "manifest_intact", "select_rows", "Selection"]

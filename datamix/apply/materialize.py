@@ -5,7 +5,8 @@ ties broken by row order), the top ``keep_fraction`` survive, and the plan's epo
 each is repeated: every kept sample ⌊epochs⌋ times, plus once more for a fixed, seeded share of
 them so that the total is ``round(epochs · kept)``. Shards are written with HF ``datasets`` (parquet
 or jsonl), each atomically, and the manifest last: a reader trusts only what the manifest lists, and a
-rerun after a kill rewrites everything with the same result.
+rerun after a kill rewrites everything with the same result. :func:`manifest_intact` tells whether a
+folder still holds a manifest's outputs unchanged (the curate pipeline then skips the rewrite).
 
 The selection is global and runs on the driver; writing the shards is the step :class:`WriteShards`,
 which an execution engine (:mod:`datamix.engine`) runs in this process or on Ray actors, one shard
@@ -14,6 +15,7 @@ per call, with the same files either way.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import zlib
@@ -148,6 +150,20 @@ def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | o
     logger.info("curated %d samples (%d unique) from %d sources into %s on %s", manifest["total_samples"],
                 manifest["total_unique"], len(used), out, engine.name)
     return manifest
+
+
+def manifest_intact(out_dir: str | os.PathLike, manifest: dict) -> bool:
+    """Whether ``out_dir`` holds exactly ``manifest``: its ``manifest.json`` and every shard it lists,
+    each with the listed sha256 (a cache of :func:`apply_plan` is reused only then)."""
+    out = Path(out_dir)
+    try:
+        on_disk = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if on_disk != manifest:
+        return False
+    return all((out / shard["file"]).is_file() and file_sha256(out / shard["file"]) == shard["sha256"]
+               for source in manifest["sources"].values() for shard in source["shards"])
 
 
 class WriteShards:

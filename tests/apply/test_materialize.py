@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from datamix.apply import apply_plan, select_rows
+from datamix.apply import apply_plan, manifest_intact, select_rows
 from datamix.data import Source
 from datamix.data.store import file_sha256
 from datamix.optimize import Plan
@@ -69,6 +69,20 @@ def test_rerun_gives_identical_outputs(tmp_path):
     first = (tmp_path / "out" / "manifest.json").read_bytes()
     apply_plan(plan(), sources(), scores, tmp_path / "out")
     assert (tmp_path / "out" / "manifest.json").read_bytes() == first
+
+
+def test_manifest_intact_detects_missing_altered_and_other_outputs(tmp_path):
+    out = tmp_path / "out"
+    manifest = apply_plan(plan(), sources(), {"a": np.arange(20.0)}, out, shard_size=4)
+    assert manifest_intact(out, manifest)
+    other = apply_plan(plan(), sources(), {"a": -np.arange(20.0)}, tmp_path / "other", shard_size=4)
+    assert not manifest_intact(out, other)  # another selection: a different manifest on disk
+    shard = out / manifest["sources"]["b"]["shards"][1]["file"]
+    shard.write_bytes(shard.read_bytes()[:-1])
+    assert not manifest_intact(out, manifest)
+    shard.unlink()
+    assert not manifest_intact(out, manifest)
+    assert not manifest_intact(tmp_path / "nowhere", manifest)
 
 
 def test_apply_plan_bad_input(tmp_path):

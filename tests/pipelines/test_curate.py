@@ -122,6 +122,13 @@ def test_lost_outputs_are_rewritten(cfg, done, tmp_path):
     curate.run(cfg, RunDir(tmp_path / "run"), progress=False, options=FAST)
     assert (tmp_path / "run" / "plan.yaml").read_bytes() == (out / "plan.yaml").read_bytes()
     assert (tmp_path / "run" / "curated" / "manifest.json").exists()
+    # an altered shard: the cached manifest no longer matches the files, so apply writes them again
+    manifest = json.loads((out / "curated" / "manifest.json").read_text())
+    shard = next(iter(manifest["sources"].values()))["shards"][0]
+    (tmp_path / "run" / "curated" / shard["file"]).write_bytes(b"not a shard")
+    curate.run(cfg, RunDir(tmp_path / "run"), progress=False, options=FAST, until="apply")
+    for name in ("manifest.json", shard["file"]):
+        assert (tmp_path / "run" / "curated" / name).read_bytes() == (out / "curated" / name).read_bytes()
 
 
 @pytest.mark.parametrize("options,match", [
@@ -177,7 +184,11 @@ def test_stages_run_alone_reuse_the_run_directory_and_give_the_same_plan(done, t
     def no_training(*args, **kwargs):
         raise AssertionError("the verify stage retrained although its plan, seeds and data are unchanged")
 
+    def no_writing(*args, **kwargs):
+        raise AssertionError("the apply stage rewrote shards although its plan, data and files are unchanged")
+
     monkeypatch.setattr(curate, "verify_stage", no_training)
+    monkeypatch.setattr("datamix.apply.apply_plan", no_writing)
     report = curate.run(cfg, RunDir(again), progress=False, options=FAST, until="report")
     assert report["verified"] == json.loads((out / "verify.json").read_text())["value"]
     assert report["verified"]["plan"]["measured"] == pytest.approx(metrics["verified"]["plan"]["measured"])
