@@ -447,7 +447,8 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     plan = optimize_mixture(predictor, tokens=tokens, sources=available, seed=seed, scores=scored,
                             n_starts=ccfg.n_starts, level=ccfg.level, **constraints)
     plan.provenance["law"] = {"name": "QualityQuantity", "form": law.form, "converged": bool(law.converged_)}
-    plan.provenance["inputs_data"] = {n: s for n, s in _data_fingerprints(features, target_arrays).items()}
+    data_keys = _data_fingerprints(features, target_arrays)
+    plan.provenance["inputs_data"] = dict(data_keys)
     plan.to_yaml(run_dir.path("plan.yaml"))
     plan.to_json(run_dir.path("plan.json"))
     budgets = [tokens * m for m in ccfg.frontier]
@@ -463,7 +464,7 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
 
     t0 = time.perf_counter()
     # what apply and verify depend on besides the plan: reused while none of it changes
-    inputs = {"data": _data_fingerprints(features, target_arrays),
+    inputs = {"data": data_keys,
               "scores": {n: fingerprint(np.asarray(s))[:16] for n, s in sorted(scores.items())}}
     curated = run_dir.path("curated")
     manifest = run_dir.cached(
