@@ -368,6 +368,13 @@ def source_order(name: str, n: int, seed: int) -> np.ndarray:
     return rng.permutation(n)
 
 
+def draw_rows(name: str, n: int, count: int, seed: int) -> np.ndarray:
+    """Rows ``count`` draws take from a source of ``n`` rows: whole passes over its order
+    (:func:`source_order`), then a prefix; shape (count,)."""
+    order = source_order(name, n, seed)
+    return np.tile(order, -(-count // n))[:count]
+
+
 def sample_mixture(sources: Sequence[Source], ratios, size: int, *, seed: int = 0) -> MixtureSample:
     """Draw ``size`` rows from ``sources`` at mixture ``ratios``, deterministically under ``seed``.
 
@@ -400,9 +407,7 @@ def sample_mixture(sources: Sequence[Source], ratios, size: int, *, seed: int = 
     for j, (s, c) in enumerate(zip(sources, counts)):
         if c == 0:
             continue
-        order = source_order(s.name, len(s), seed)
-        reps = -(-c // len(s))
-        idx.append(np.tile(order, reps)[:c])
+        idx.append(draw_rows(s.name, len(s), int(c), seed))
         src.append(np.full(c, j, dtype=np.int64))
     return MixtureSample(names=names, source=np.concatenate(src), index=np.concatenate(idx),
                          counts={n: int(c) for n, c in zip(names, counts)})

@@ -1,17 +1,21 @@
 """Measuring mixtures with proxy trainings, and the runs table that keeps every measurement.
 
-A *run* trains a proxy model on a mixture of sources drawn at a size (:func:`~datamix.data.sample_mixture`)
-and measures it on the target set. Runs are keyed by what determines their outcome (the data, the
+A *run* trains a proxy model (:mod:`datamix.proxy.trainers`) on a mixture of sources at a size —
+samples or tokens seen, split over the sources by the mixture ratios — and measures it on the
+target set. Runs are keyed by what determines their outcome (the data, the
 trainer's settings, the mixture ratios, the size and the seed), so a measurement made once is found
 again and reused by later fits instead of being retrained.
 
 The runs table is a CSV file with one row per run::
 
-    run_id, data_key, trainer, size, seed, p_<source>..., metric, metric_name, loss, n_train, wall_s, created
+    run_id, data_key, trainer, size, seed, p_<source>..., metric, metric_name, loss, n_train,
+    seen, unique, epochs, wall_s, created
 
 ``p_<source>`` holds the ratio of each source (a column per source name; NaN where a run did not
-involve that source), ``metric`` the target-set metric (accuracy for the classifiers here, so
-greater is better), ``loss`` the target-set cross-entropy. The file is rewritten atomically on every
+involve that source), ``metric`` the target-set metric (``metric_name``: accuracy for the
+classifiers, greater is better; bits per byte for the language model, lower is better), ``loss``
+the target-set cross-entropy; ``seen`` the units (samples or tokens) the run trained on,
+``unique`` the distinct ones among them and ``epochs = seen / unique``. The file is rewritten atomically on every
 append (readers see the old table or the new one); it is meant for one writer at a time.
 """
 
@@ -21,7 +25,7 @@ import hashlib
 import io
 import logging
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -29,8 +33,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from datamix.data.sources import Source, sample_mixture
+from datamix.data.sources import Source, allocate
 from datamix.io import write_text
+from datamix.proxy.trainers import ProxyTrainer
 
 __all__ = ["ProxyTrainer", "RunsTable", "MixtureRun", "MixtureRunner", "ratio_columns", "RATIO_PREFIX"]
 
@@ -38,138 +43,12 @@ logger = logging.getLogger(__name__)
 
 RATIO_PREFIX = "p_"
 BASE_COLUMNS = ("run_id", "data_key", "trainer", "size", "seed")
-RESULT_COLUMNS = ("metric", "metric_name", "loss", "n_train", "wall_s", "created")
-_MODELS = ("linear", "mlp", "logistic")
+RESULT_COLUMNS = ("metric", "metric_name", "loss", "n_train", "seen", "unique", "epochs", "wall_s", "created")
 
 
 def ratio_columns(names: Sequence[str]) -> list[str]:
     """Column names of the ratios of sources ``names`` in a runs table: ``p_<name>``."""
     return [f"{RATIO_PREFIX}{n}" for n in names]
-
-
-@dataclass(frozen=True)
-class ProxyTrainer:
-    """The proxy model trained on every mixture, and its settings.
-
-    ``"linear"`` and ``"mlp"`` are :func:`datamix.proxy.train_proxy` (torch); ``"logistic"`` is
-    scikit-learn's ``LogisticRegression`` (L-BFGS, one thread) on standardised features, the proxy of
-    the Projektor paper. The :attr:`signature` is what the runs table records: runs with another
-    signature are never reused.
-
-    Parameters
-    ----------
-    model : {"linear", "mlp", "logistic"}, default="linear"
-    epochs : int, default=30
-        Passes over the training set (torch models).
-    lr : float, default=1e-2
-        Adam learning rate (torch models).
-    weight_decay : float, default=1e-4
-        (torch models).
-    batch_size : int, default=128
-        (torch models).
-    hidden : int, default=128
-        Hidden width of the MLP.
-    C : float, default=1.0
-        Inverse L2 strength of ``"logistic"``.
-    max_iter : int, default=1000
-        L-BFGS iterations of ``"logistic"``.
-    device : str, default="cpu"
-        Torch device; not part of the signature (results agree up to float noise across devices).
-    """
-
-    model: str = "linear"
-    epochs: int = 30
-    lr: float = 1e-2
-    weight_decay: float = 1e-4
-    batch_size: int = 128
-    hidden: int = 128
-    C: float = 1.0
-    max_iter: int = 1000
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.model not in _MODELS:
-            raise ValueError(f"ProxyTrainer model={self.model!r}; choose one of {_MODELS}")
-        for name in ("epochs", "batch_size", "hidden", "max_iter"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, np.integer)) and value >= 1):
-                raise ValueError(f"ProxyTrainer {name}={value!r} must be an integer >= 1")
-        for name in ("lr", "C"):
-            if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"ProxyTrainer {name}={getattr(self, name)!r} must be a finite number > 0")
-        if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"ProxyTrainer weight_decay={self.weight_decay!r} must be >= 0")
-
-    @property
-    def signature(self) -> str:
-        """``model(key=value,...)`` of the settings that change the outcome of a training."""
-        keys = {"linear": ("epochs", "lr", "weight_decay", "batch_size"),
-                "mlp": ("epochs", "lr", "weight_decay", "batch_size", "hidden"),
-                "logistic": ("C", "max_iter")}[self.model]
-        return f"{self.model}(" + ",".join(f"{k}={getattr(self, k)!r}" for k in keys) + ")"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, options: Mapping | None) -> "ProxyTrainer":
-        """Build from a mapping; an unknown key raises ValueError listing the allowed ones."""
-        options = dict(options or {})
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(set(options) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown trainer option(s) {unknown}; allowed: {allowed}")
-        return cls(**options)
-
-    def train(self, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, *,
-              classes: np.ndarray, seed: int) -> tuple[float, float]:
-        """Train on ``(X_train, y_train)``; return (accuracy, cross-entropy) on the test set.
-
-        Parameters
-        ----------
-        X_train : ndarray of shape (n_samples, n_features)
-        y_train : ndarray of shape (n_samples,)
-        X_test : ndarray of shape (n_test, n_features)
-        y_test : ndarray of shape (n_test,)
-        classes : ndarray of shape (n_classes,)
-            Every label value, fixing the output layer.
-        seed : int
-        """
-        if self.model == "logistic":
-            return _train_logistic(X_train, y_train, X_test, y_test, classes, C=self.C, max_iter=self.max_iter)
-        from datamix.proxy.trainer import train_proxy
-
-        res = train_proxy(X_train, y_train, X_test, y_test, model=self.model, epochs=self.epochs,
-                          lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
-                          hidden=self.hidden, classes=classes, seed=seed, device=self.device)
-        return res.accuracy, res.loss
-
-
-def _train_logistic(X_train, y_train, X_test, y_test, classes, *, C, max_iter):
-    """Multinomial logistic regression on standardised features (one BLAS/OpenMP thread)."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-
-    present = np.unique(y_train)
-    full = np.full((len(X_test), len(classes)), 1e-12)
-    if present.size < 2:  # a one-class training set predicts that class for everything
-        full[:, np.searchsorted(classes, present[0])] = 1.0
-    else:
-        mean, std = X_train.mean(0), X_train.std(0)
-        std[std == 0] = 1.0
-        with threadpool_limits(1), warnings.catch_warnings():
-            # A small, noisy training set may need more iterations; the measurement is still usable.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model = LogisticRegression(C=C, max_iter=max_iter).fit((X_train - mean) / std, y_train)
-            proba = model.predict_proba((X_test - mean) / std)
-        full[:, np.searchsorted(classes, model.classes_)] = np.maximum(proba, 1e-12)
-    full /= full.sum(1, keepdims=True)
-    pred = classes[full.argmax(1)]
-    loss = float(-np.mean(np.log(full[np.arange(len(X_test)), np.searchsorted(classes, y_test)])))
-    return float(np.mean(pred == y_test)), loss
 
 
 class RunsTable:
@@ -243,7 +122,7 @@ class MixtureRun:
     size : int
     seed : int
     metric : float
-        Target-set accuracy.
+        Target-set metric (accuracy, or bits per byte for a language model).
     loss : float
         Target-set cross-entropy.
     wall_s : float
@@ -262,24 +141,6 @@ class MixtureRun:
     reused: bool
 
 
-def _as_arrays(item, name: str) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(item, Source):
-        if item.labels is None:
-            raise ValueError(f"source {item.name!r} has no labels; proxy trainings need a label_field")
-        return item.vectors(), np.asarray(item.labels)
-    try:
-        X, y = item
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a Source or a pair (X, y), got {type(item).__name__}") from None
-    X = np.asarray(X, dtype=np.float32)
-    y = np.asarray(y)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"{name}: X has shape {X.shape} and y {y.shape}; expected (n, d) and (n,)")
-    if not np.isfinite(X).all():
-        raise ValueError(f"{name}: X holds NaN or inf")
-    return X, y
-
-
 def _fingerprint(*arrays) -> str:
     h = hashlib.sha1()
     for a in arrays:
@@ -287,6 +148,16 @@ def _fingerprint(*arrays) -> str:
         h.update(str((a.dtype.str, a.shape)).encode())
         h.update(a.tobytes() if a.dtype != object else repr(a.tolist()).encode())
     return h.hexdigest()[:16]
+
+
+def _result_of(old: pd.Series) -> dict:
+    """The result columns of a stored run (tables written before seen/unique/epochs give NaN)."""
+    out = {"metric": float(old["metric"]), "metric_name": old.get("metric_name", "accuracy"),
+           "loss": float(old["loss"]), "n_train": int(old["n_train"]), "wall_s": float(old["wall_s"]),
+           "created": old["created"]}
+    for key in ("seen", "unique", "epochs"):
+        out[key] = float(old[key]) if key in old and pd.notna(old[key]) else float("nan")
+    return out
 
 
 def _ratio_key(ratios: np.ndarray) -> str:
@@ -304,12 +175,14 @@ class MixtureRunner:
     sources : sequence of Source
         The candidate sources, in the order of the ratios.
     target : Source or (X, y)
-        Where the metric is measured: X of shape (n_test, n_features), y of shape (n_test,).
-    trainer : ProxyTrainer, default=ProxyTrainer()
+        Where the metric is measured: X of shape (n_test, n_features), y of shape (n_test,) for a
+        classifier; texts or :class:`~datamix.proxy.trainers.TokenDocs` for the language model.
+    trainer : ProxyTrainer or LMTrainer, default=ProxyTrainer()
     table : RunsTable, str, Path or None, default=None
         Where runs are kept and looked up; None keeps nothing.
-    features : mapping of str to (X, y), optional
-        Features (n_i, n_features) and labels (n_i,) of sources by name, row-aligned with the source.
+    features : mapping of str to prepared data, optional
+        Data of sources by name, row-aligned with the source: features (n_i, n_features) and
+        labels (n_i,) for a classifier, :class:`~datamix.proxy.trainers.TokenDocs` for the LM.
     flush_every : int, default=20
         New runs are appended to the table in batches of this many (and at the end of each call).
 
@@ -330,24 +203,28 @@ class MixtureRunner:
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"source names must be unique, got {self.names}")
         features = dict(features or {})
-        self._data = [_as_arrays(features.get(s.name, s), f"source {s.name!r}") for s in self.sources]
-        for s, (X, _) in zip(self.sources, self._data):
-            if len(X) != len(s):
-                raise ValueError(f"features of source {s.name!r} have {len(X)} rows, the source {len(s)}")
-        self._target = _as_arrays(target, "target")
-        dims = {X.shape[1] for X, _ in self._data} | {self._target[0].shape[1]}
-        if len(dims) != 1:
-            raise ValueError(f"sources and target must have one feature dimension, got {sorted(dims)}")
-        self.classes = np.unique(np.concatenate([y for _, y in self._data] + [self._target[1]]))
         self.trainer = trainer if trainer is not None else ProxyTrainer()
+        self._data = [self.trainer.prepare(features.get(s.name, s), f"source {s.name!r}") for s in self.sources]
+        for s, d in zip(self.sources, self._data):
+            if self.trainer.rows_of(d) != len(s):
+                raise ValueError(f"features of source {s.name!r} have {self.trainer.rows_of(d)} rows, "
+                                 f"the source {len(s)}")
+        self._target = self.trainer.prepare(target, "target")
+        self.trainer.check_data(self._data, self._target)
         self.table = RunsTable(table) if isinstance(table, (str, Path)) else table
         self.flush_every = int(flush_every)
         self.data_key = _fingerprint(np.array(self.names, dtype=object), *[a for pair in self._data for a in pair],
                                      *self._target)
 
     @property
-    def target_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """The target's features (n_test, n_features) and labels (n_test,), as read once."""
+    def sizes(self) -> dict[str, int]:
+        """Unique units (samples, or tokens for a language model) of every source."""
+        return {n: self.trainer.size_of(d) for n, d in zip(self.names, self._data)}
+
+    @property
+    def target_arrays(self):
+        """The target as the trainer prepared it (classifiers: features (n_test, n_features) and
+        labels (n_test,)), read once."""
         return self._target
 
     def run_id(self, ratios: npt.ArrayLike, size: int, seed: int) -> str:
@@ -365,13 +242,10 @@ class MixtureRunner:
                              "normalise them first")
         return p
 
-    def _train(self, p: np.ndarray, size: int, seed: int) -> tuple[float, float, float, int]:
-        draw = sample_mixture(self.sources, p, size, seed=seed)
-        X = np.concatenate([self._data[j][0][draw.index[draw.source == j]] for j in range(len(self.names))])
-        y = np.concatenate([self._data[j][1][draw.index[draw.source == j]] for j in range(len(self.names))])
+    def _train(self, p: np.ndarray, size: int, seed: int) -> dict:
         t0 = time.perf_counter()
-        metric, loss = self.trainer.train(X, y, *self._target, classes=self.classes, seed=seed)
-        return metric, loss, time.perf_counter() - t0, len(y)
+        out = self.trainer.train_mixture(self._data, self.names, allocate(p, size), self._target, seed=seed)
+        return {**out, "wall_s": round(time.perf_counter() - t0, 6)}
 
     def measure(self, ratios: npt.ArrayLike, size: int, seed: int = 0) -> MixtureRun:
         """Measure one mixture (or find it in the table); see :meth:`measure_many`."""
@@ -386,7 +260,7 @@ class MixtureRunner:
         mixtures : array-like of shape (n_mixtures, n_sources)
             Ratios, each row >= 0 and summing to 1.
         sizes : sequence of int
-            Training-set sizes.
+            Training sizes: samples, or tokens for a language model (``trainer.unit``), seen.
         seeds : sequence of int, or array-like of int of shape (n_mixtures, n_seeds), default=(0,)
             Seeds of the draw and of the training: the same for every mixture, or a row per
             mixture. Draws of one seed are nested (:func:`~datamix.data.sample_mixture`), so
@@ -420,13 +294,13 @@ class MixtureRunner:
                     if known is not None and rid in known.index:
                         old = known.loc[rid]
                         old = old.iloc[-1] if isinstance(old, pd.DataFrame) else old
-                        rows.append({**base, "metric": float(old["metric"]), "metric_name": "accuracy",
-                                     "loss": float(old["loss"]), "n_train": int(old["n_train"]),
-                                     "wall_s": float(old["wall_s"]), "created": old["created"], "reused": True})
+                        rows.append({**base, **_result_of(old), "reused": True})
                         continue
-                    metric, loss, wall, n_train = self._train(p, n, int(seed))
-                    row = {**base, "metric": metric, "metric_name": "accuracy", "loss": loss, "n_train": n_train,
-                           "wall_s": round(wall, 6), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "reused": False}
+                    out = self._train(p, n, int(seed))
+                    row = {**base, "metric": out["metric"], "metric_name": self.trainer.metric_name,
+                           "loss": out["loss"], "n_train": out["n_train"], "seen": out["seen"],
+                           "unique": out["unique"], "epochs": out["seen"] / max(out["unique"], 1),
+                           "wall_s": out["wall_s"], "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "reused": False}
                     rows.append(row)
                     pending.append({k: v for k, v in row.items() if k != "reused"})
                     if self.table is not None and len(pending) >= self.flush_every:

@@ -4,6 +4,11 @@ One call trains a linear probe or a one-hidden-layer MLP on ``(X_train, y_train)
 test accuracy and loss, and, when asked, records per-epoch per-sample training dynamics (logits
 and per-sample gradient norms) from which :mod:`datamix.prune.dynamics` computes EL2N, GraNd,
 forgetting counts and AUM.
+
+Two ways to spend compute: ``epochs`` passes over the training set at a constant learning rate
+(the classic probe), or, with ``seen=``, a compute-bound run as in pretraining: a budget of samples
+streamed from the pool (repeated as needed, :func:`datamix.proxy.stream.mixture_stream`) under one
+warm-up + cosine schedule that ends at the budget (:func:`datamix.proxy.stream.lr_schedule`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 from torch import nn
 
 from datamix.index._checks import check_embeddings, check_int, check_seed, format_rows
+from datamix.proxy.stream import lr_schedule, mixture_stream
 
 __all__ = ["ProxyResult", "TrainingDynamics", "train_proxy"]
 
@@ -67,13 +73,19 @@ class ProxyResult:
     n_train : int
         Training samples used.
     n_epochs : int
-        Epochs actually run (``epochs``, raised to reach ``min_steps``).
+        Epochs actually run (``epochs``, raised to reach ``min_steps``; compute-bound: passes
+        started, ``ceil(seen / unique)``).
     classes : ndarray of shape (n_classes,)
         Original label values; column ``j`` of the logits is ``classes[j]``.
     loss_curve : ndarray of shape (n_epochs,)
-        Mean training loss of every epoch.
+        Mean training loss of every epoch (compute-bound: of every ``ceil(unique / batch_size)``
+        steps).
     dynamics : TrainingDynamics or None
         Present when ``dynamics=True`` was passed.
+    seen : int
+        Samples streamed through the model (``epochs * n_train`` in epoch mode).
+    unique : int
+        Distinct training samples among them.
     """
 
     accuracy: float
@@ -83,6 +95,13 @@ class ProxyResult:
     classes: np.ndarray
     loss_curve: np.ndarray
     dynamics: TrainingDynamics | None = None
+    seen: int = 0
+    unique: int = 0
+
+    @property
+    def epochs(self) -> float:
+        """Passes over the unique training samples: ``seen / unique``."""
+        return self.seen / self.unique if self.unique else float("nan")
 
 
 def train_proxy(
@@ -104,6 +123,9 @@ def train_proxy(
     seed: int | np.random.Generator | None = 0,
     device: str = "auto",
     n_threads: int | None = 1,
+    seen: int | npt.ArrayLike | None = None,
+    groups: npt.ArrayLike | None = None,
+    warmup: float = 0.05,
 ) -> ProxyResult:
     """Train a seeded linear or MLP classifier on embeddings and measure it on a test set.
 
@@ -152,6 +174,14 @@ def train_proxy(
         ``None`` leaves torch's setting alone. The proxy models are small: on a busy 2-core
         machine one thread trained the digits probe 20x faster than two (0.2 s vs 4 s), as
         OpenMP workers stop spinning against other processes.
+    seen : int or array-like of int of shape (n_groups,), optional
+        Compute-bound training: samples to stream (per group of ``groups``), each group repeated
+        as needed and the groups interleaved evenly; one learning-rate schedule (warm-up, cosine
+        to 0.1 ``lr``) ends at the last step. ``epochs`` and ``min_steps`` are then unused.
+    groups : array-like of int of shape (n_samples,), optional
+        Group (source) of every training row, numbered from 0; default: one group.
+    warmup : float, default=0.05
+        Share of the steps warming up (compute-bound runs).
 
     Returns
     -------
@@ -191,6 +221,11 @@ def train_proxy(
     if not lr > 0 or not weight_decay >= 0:
         raise ValueError(f"need lr > 0 and weight_decay >= 0, got lr={lr!r}, "
                          f"weight_decay={weight_decay!r}")
+    stream = None
+    if seen is not None:
+        if dynamics:
+            raise ValueError("dynamics are recorded per epoch: use epochs, not seen=")
+        stream = _budget_stream(seen, groups, X_train.shape[0], int(batch_size))
     torch_seed = int(check_seed(seed).integers(2**31 - 1))
     previous_threads = torch.get_num_threads()
     if n_threads is not None:
@@ -200,10 +235,26 @@ def train_proxy(
             X_train, y_idx, test, classes, model=model, epochs=int(epochs),
             min_steps=int(min_steps), batch_size=int(batch_size), lr=float(lr),
             weight_decay=float(weight_decay), hidden=int(hidden), standardize=standardize,
-            dynamics=dynamics, torch_seed=torch_seed, device=_torch_device(device),
+            dynamics=dynamics, torch_seed=torch_seed, device=_torch_device(device), stream=stream,
+            warmup=float(warmup),
         )
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def _budget_stream(seen, groups, n, batch_size):
+    """(rows in group order, units per group, samples to stream per group) of a compute-bound run."""
+    groups = np.zeros(n, dtype=np.int64) if groups is None else np.asarray(groups)
+    if groups.shape != (n,) or not np.issubdtype(groups.dtype, np.integer) or (groups < 0).any():
+        raise ValueError(f"groups must hold one integer >= 0 per training row ({n}), got shape {groups.shape}")
+    sizes = np.bincount(groups)
+    seen = np.atleast_1d(np.asarray(seen))
+    if seen.shape != sizes.shape or not np.issubdtype(seen.dtype, np.integer) or (seen < 0).any():
+        raise ValueError(f"seen must be one integer >= 0 per group ({sizes.size} groups), got {seen.tolist()}")
+    if seen.sum() < batch_size:
+        raise ValueError(f"budget seen={int(seen.sum())} samples is smaller than one batch "
+                         f"(batch_size={batch_size})")
+    return np.argsort(groups, kind="stable"), sizes, seen.astype(np.int64)
 
 
 def _encode_labels(y_train, y_test, n, classes):
@@ -251,8 +302,9 @@ def _build_model(model, n_features, n_classes, hidden):
 
 
 def _train_proxy_impl(X_train, y_idx, test, classes, *, model, epochs, min_steps, batch_size, lr,
-                      weight_decay, hidden, standardize, dynamics, torch_seed, device):
-    """Training loop on clean input: float32 features, int64 class indices, valid options."""
+                      weight_decay, hidden, standardize, dynamics, torch_seed, device, stream=None, warmup=0.05):
+    """Training loop on clean input: float32 features, int64 class indices, valid options;
+    ``stream`` is None (epochs) or the checked (rows, sizes, seen) of a compute-bound run."""
     n, d = X_train.shape
     if standardize:
         mean = X_train.mean(axis=0, dtype=np.float64)
@@ -276,6 +328,18 @@ def _train_proxy_impl(X_train, y_idx, test, classes, *, model, epochs, min_steps
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
 
+    if stream is not None:
+        rows, sizes, seen = stream
+        order = rows[mixture_stream(sizes, seen, seed=torch_seed + 2)]
+        losses = _train_stream(net, opt, loss_fn, Xt, yt, order, batch_size, device, warmup)
+        unique = int(np.unique(order).size)
+        per_pass = max(1, math.ceil(unique / batch_size))
+        loss_curve = np.array([losses[i:i + per_pass].mean() for i in range(0, len(losses), per_pass)])
+        accuracy, loss = _evaluate(net, test, to_tensor, device)
+        logger.debug("proxy %s: %d seen, %d unique, test accuracy %.4f", model, order.size, unique, accuracy)
+        return ProxyResult(accuracy, loss, n, math.ceil(order.size / unique), classes, loss_curve, None,
+                           seen=int(order.size), unique=unique)
+
     snapshots = [_snapshot(net, Xt, yt)] if dynamics else []
     loss_curve = np.empty(n_epochs)
     for epoch in range(n_epochs):
@@ -293,12 +357,7 @@ def _train_proxy_impl(X_train, y_idx, test, classes, *, model, epochs, min_steps
         if dynamics:
             snapshots.append(_snapshot(net, Xt, yt))
 
-    accuracy = loss = float("nan")
-    if test is not None:
-        logits = _predict(net, to_tensor(test[0]))
-        y_te = torch.as_tensor(test[1], device=device)
-        accuracy = float((logits.argmax(dim=1) == y_te).float().mean())
-        loss = float(nn.functional.cross_entropy(logits, y_te))
+    accuracy, loss = _evaluate(net, test, to_tensor, device)
     logger.debug("proxy %s: n=%d, %d epochs, final train loss %.4f, test accuracy %.4f",
                  model, n, n_epochs, loss_curve[-1], accuracy)
     record = None
@@ -308,7 +367,34 @@ def _train_proxy_impl(X_train, y_idx, test, classes, *, model, epochs, min_steps
             grad_norms=np.stack([s[1] for s in snapshots], axis=1),
             labels=y_idx,
         )
-    return ProxyResult(accuracy, loss, n, n_epochs, classes, loss_curve, record)
+    return ProxyResult(accuracy, loss, n, n_epochs, classes, loss_curve, record, seen=n * n_epochs, unique=n)
+
+
+def _train_stream(net, opt, loss_fn, Xt, yt, order, batch_size, device, warmup):
+    """One pass over ``order`` (row indices, repeats included) in batches, one schedule; step losses."""
+    n_steps = math.ceil(order.size / batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(n_steps, warmup=warmup))
+    order_t = torch.as_tensor(order, device=device)
+    losses = np.empty(n_steps)
+    net.train()
+    for step in range(n_steps):
+        batch = order_t[step * batch_size:(step + 1) * batch_size]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(Xt[batch]), yt[batch])
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses[step] = loss.item()
+    return losses
+
+
+def _evaluate(net, test, to_tensor, device):
+    """(accuracy, mean cross-entropy) on the test set; NaNs without one."""
+    if test is None:
+        return float("nan"), float("nan")
+    logits = _predict(net, to_tensor(test[0]))
+    y_te = torch.as_tensor(test[1], device=device)
+    return float((logits.argmax(dim=1) == y_te).float().mean()), float(nn.functional.cross_entropy(logits, y_te))
 
 
 @torch.no_grad()

@@ -129,3 +129,19 @@ def test_one_sample_source_and_disjoint_labels(rng):
     assert run.metric == 0.0 and np.isfinite(run.loss)
     solo = MixtureRunner([one], (rng.normal(size=(4, 3)), np.zeros(4)), trainer=ProxyTrainer(model="logistic"))
     assert solo.measure([1.0], 5).metric == 1.0  # one class in training: predicts it everywhere
+
+
+def test_compute_bound_runs_record_seen_unique_epochs(setup, tmp_path):
+    sources, target = setup  # two sources of 60 samples
+    trainer = ProxyTrainer(model="mlp", compute_bound=True, batch_size=16)
+    assert "compute_bound=True" in trainer.signature and "epochs" not in trainer.signature
+    runner = MixtureRunner(sources, target, trainer=trainer, table=tmp_path / "runs.csv")
+    df = runner.measure_many([[1.0, 0.0], [0.5, 0.5]], [30, 240], seeds=[0])
+    by = {(r.p_a, r.size): r for r in df.itertuples()}
+    assert (by[1.0, 30].seen, by[1.0, 30].unique, by[1.0, 30].epochs) == (30, 30, 1.0)
+    assert (by[1.0, 240].seen, by[1.0, 240].unique, by[1.0, 240].epochs) == (240, 60, 4.0)
+    assert (by[0.5, 240].seen, by[0.5, 240].unique) == (240, 120)
+    stored = runner.table.read().set_index("run_id")
+    assert stored.loc[by[1.0, 240].run_id, "epochs"] == 4.0 and stored["metric_name"].eq("accuracy").all()
+    with pytest.raises(ValueError, match="logistic"):
+        ProxyTrainer(model="logistic", compute_bound=True)

@@ -96,3 +96,45 @@ def test_gpu_close_to_cpu(digits):
     cpu = train_proxy(*digits, epochs=10, seed=0, device="cpu")
     gpu = train_proxy(*digits, epochs=10, seed=0, device="cuda")
     assert abs(cpu.accuracy - gpu.accuracy) < 0.02
+
+
+def test_compute_bound_budget_accounting_and_determinism(digits):
+    X, y, Xt, yt = digits
+    a = train_proxy(X[:300], y[:300], Xt, yt, model="mlp", seen=1200, batch_size=32, seed=1)
+    b = train_proxy(X[:300], y[:300], Xt, yt, model="mlp", seen=1200, batch_size=32, seed=1)
+    c = train_proxy(X[:300], y[:300], Xt, yt, model="mlp", seen=1200, batch_size=32, seed=2)
+    assert (a.seen, a.unique, a.epochs, a.n_epochs) == (1200, 300, 4.0, 4)
+    assert a.accuracy == b.accuracy and a.loss == b.loss
+    np.testing.assert_array_equal(a.loss_curve, b.loss_curve)
+    assert a.loss_curve.shape == (4,)  # one mean per pass (10 steps of 32)
+    assert a.loss != c.loss
+    # a budget smaller than the pool sees a distinct subset once
+    part = train_proxy(X[:300], y[:300], Xt, yt, model="mlp", seen=100, batch_size=32, seed=1)
+    assert (part.seen, part.unique) == (100, 100)
+    # two groups, each with its own budget
+    two = train_proxy(X[:300], y[:300], Xt, yt, seen=[600, 50], groups=np.repeat([0, 1], [200, 100]),
+                      batch_size=32, seed=0)
+    assert (two.seen, two.unique) == (650, 250)
+
+
+def test_compute_bound_repetition_costs_what_pretraining_says(digits):
+    """At a fixed budget of 8000 samples seen, 80 passes over 100 samples lose to ~6 passes over
+    14x more unique data (MLP): repetition is not free."""
+    X, y, Xt, yt = digits
+    few = [train_proxy(X[:100], y[:100], Xt, yt, model="mlp", seen=8000, batch_size=32, seed=s,
+                       classes=np.arange(10)).accuracy for s in range(2)]
+    many = [train_proxy(X[:1400], y[:1400], Xt, yt, model="mlp", seen=8000, batch_size=32, seed=s,
+                        classes=np.arange(10)).accuracy for s in range(2)]
+    assert np.mean(many) > np.mean(few) + 0.03
+
+
+def test_compute_bound_bad_input(digits):
+    X, y, Xt, yt = digits
+    with pytest.raises(ValueError, match="smaller than one batch"):
+        train_proxy(X[:50], y[:50], seen=10, batch_size=32)
+    with pytest.raises(ValueError, match="one integer >= 0 per group"):
+        train_proxy(X[:50], y[:50], seen=[100, 100], batch_size=8)
+    with pytest.raises(ValueError, match="groups must hold"):
+        train_proxy(X[:50], y[:50], seen=[100], groups=np.zeros(3, dtype=int), batch_size=8)
+    with pytest.raises(ValueError, match="dynamics"):
+        train_proxy(X[:50], y[:50], seen=100, dynamics=True, batch_size=8)
