@@ -59,8 +59,18 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
         shown = {k: round(v, 3) for k, v in plan.ratios.items() if v > 0}
         print(f"  plan: ratios {shown}, keep {plan.keep_fractions or '-'}, buy {plan.buy or '-'}")
         print(f"  predicted {plan.predicted:.4g} (interval {plan.interval[0]:.4g} .. {plan.interval[1]:.4g})")
-    if metrics.get("check"):
-        print(f"  check: {json.dumps(metrics['check'])}")
+    for name, v in (metrics.get("dedup") or {}).items():
+        print(f"  dedup {name}: kept {v['kept']} of {v['rows']} ({v['exact_removed']} exact, {v['near_removed']} near "
+              "duplicates removed)")
+    for line in (metrics.get("data_sufficiency") or {}).get("warnings", []):
+        print(f"  data sufficiency: {line}")
+    check = metrics.get("check")
+    if check and all(isinstance(v, dict) and "outcome" in v for v in check.values()):
+        for name, v in check.items():
+            print(f"  plan vs {name}{' (' + v['source'] + ')' if 'source' in v else ''}: {v['outcome']} "
+                  f"({v['difference']:+.4g} +- {v['se']:.2g})")
+    elif check:
+        print(f"  check: {json.dumps(check)}")
     for name, v in (metrics.get("verified") or {}).items():
         if isinstance(v, dict) and "measured" in v:
             print(f"  measured {name}: {v['measured']:.4g} (predicted {v.get('predicted', float('nan')):.4g})")

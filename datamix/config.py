@@ -170,18 +170,21 @@ class PurchaseConfig(_Strict):
         return v
 
 
-SCORE_METHODS = ("el2n", "prototype", "column", "random")
+SCORE_METHODS = ("auto", "el2n", "importance", "prototype", "column", "random")
 
 
 class QualityConfig(_Strict):
     """How sample quality is scored (higher = better).
 
-    method : ``el2n`` | ``prototype`` | ``column`` | ``random``; column : the data column holding
-    precomputed quality scores (``method: column``); epochs : proxy epochs for EL2N; seeds : EL2N
-    runs averaged; n_clusters : prototypes (default ~ sqrt(n)).
+    method : ``auto`` (``importance`` for the language-model proxy, else ``el2n``) | ``el2n``
+    (labelled data) | ``importance`` (text: per-byte loss under a small LM trained on the pool minus
+    under one trained on the target, CCNet / Moore-Lewis / DSIR style; no labels) | ``prototype``
+    | ``column`` | ``random``; column : the data column holding precomputed quality scores
+    (``method: column``); epochs : proxy epochs for EL2N; seeds : EL2N runs averaged; n_clusters :
+    prototypes (default ~ sqrt(n)).
     """
 
-    method: Literal[SCORE_METHODS] = "el2n"  # type: ignore[valid-type]
+    method: Literal[SCORE_METHODS] = "auto"  # type: ignore[valid-type]
     column: str | None = None
     epochs: int = Field(default=10, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -191,15 +194,19 @@ class QualityConfig(_Strict):
 class CurateConfig(_Strict):
     """The ``curate:`` section of a run config.
 
-    tokens : compute budget in samples seen (default: the sources' total, one pass over everything);
+    tokens : compute budget in units seen — samples, or tokens of the trainer's tokenizer (bytes by
+    default) for the language-model proxy (default: the sources' total, one pass over everything);
     budget, prices : money budget and per-sample prices (default: the sources' own prices, used
     only with a budget); sources : names to curate (default all); min_ratio, max_ratio, max_epochs :
     constraints; filter : optimise keep-fractions of all sources (true), none (false) or those named;
     score : :class:`QualityConfig`; buckets : quality levels per source; pools : ``nested`` (measure
     the top 1/buckets, 2/buckets, ... of every source) or ``buckets`` (measure each disjoint quality
     bucket, combined by the QQT mixture rule); passes : sizes of the pool runs as multiples of the
-    pool's size; seeds : training seeds per run; trainer :
-    :class:`~datamix.proxy.runs.ProxyTrainer` options; n_starts : optimizer starts; frontier : compute
+    pool's size; seeds : training seeds per run; trainer : proxy options
+    (:func:`~datamix.proxy.make_trainer`; default: ``{model: lm}``, a byte-level causal LM, for text
+    sources, else ``{model: mlp, compute_bound: true, batch_size: 32}``); dedup : remove exact and
+    near-duplicate documents across sources before pools are formed (default: on for text);
+    dedup_eps : SemDeDup threshold (cosine similarity above 1 - eps); n_starts : optimizer starts; frontier : compute
     budgets of the threshold curve, as multiples of ``tokens``; level : coverage of intervals;
     n_bootstrap : law refits behind the intervals; floor_cap : the law's shared error floor ``d`` is
     kept below this share of the smallest measured error (None: free) — on the digits runs a free
@@ -218,9 +225,11 @@ class CurateConfig(_Strict):
     score: QualityConfig = Field(default_factory=QualityConfig)
     buckets: int = Field(default=4, ge=1, le=20)
     pools: Literal["nested", "buckets"] = "nested"
-    passes: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0], min_length=2)
+    passes: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0], min_length=2)
     seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
-    trainer: dict = Field(default_factory=lambda: {"model": "logistic"})
+    trainer: dict | None = None
+    dedup: bool | None = None
+    dedup_eps: float = Field(default=0.05, gt=0, lt=2)
     n_starts: int = Field(default=8, ge=1)
     frontier: list[float] = Field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=1)
     level: float = Field(default=0.9, gt=0, lt=1)

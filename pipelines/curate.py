@@ -60,9 +60,18 @@ def curate_config(cfg, options: dict | None = None) -> CurateConfig:
 
 
 # ------------------------------------------------------------------------------------------------ validation
+def default_trainer(sources, target) -> dict:
+    """Trainer options when ``curate.trainer`` is unset: the causal LM for text, else a compute-bound MLP."""
+    if all(s.kind == "text" for s in list(sources) + ([target] if target is not None else [])):
+        return {"model": "lm"}
+    return {"model": "mlp", "compute_bound": True, "batch_size": 32}
+
+
 def _validate(ccfg: CurateConfig, sources, target) -> dict:
-    """Everything checked before a file is written; returns the resolved decision inputs."""
+    """Everything checked before a file is written; returns the resolved decision inputs (the trainer,
+    and for the language model every source's and the target's tokens)."""
     from datamix.optimize import check_constraints
+    from datamix.proxy.trainers import ProxyTrainer, make_trainer
 
     by_name = {s.name: s for s in sources}
     names = ccfg.sources or list(by_name)
@@ -84,9 +93,24 @@ def _validate(ccfg: CurateConfig, sources, target) -> dict:
     if target is None:
         raise ValueError("the curate pipeline needs a target set (data.target, or a bundled scenario)")
     chosen = [by_name[n] for n in names]
+    try:
+        trainer = make_trainer(ccfg.trainer if ccfg.trainer is not None else default_trainer(chosen, target))
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        raise ValueError(f"curate.trainer: {exc}") from None
+    classifier = isinstance(trainer, ProxyTrainer)
+    method = score_method(ccfg, trainer)
     for s in chosen + [target]:
-        if s.labels is None:
-            raise ValueError(f"source {s.name!r} has no labels: the proxy trainings need a label field")
+        if classifier and s.labels is None:
+            raise ValueError(f"source {s.name!r} has no labels: the classifier proxy ({trainer.signature}) needs a "
+                             "label field; for unlabelled text use curate.trainer {model: lm}")
+        if not classifier and s.kind != "text":
+            raise ValueError(f"source {s.name!r} holds {s.kind} samples: curate.trainer 'lm' trains on text")
+        if method == "el2n" and s is not target and s.labels is None:
+            raise ValueError(f"curate.score.method 'el2n' needs labels and source {s.name!r} has none; use "
+                             "'importance' or 'prototype'")
+    if method == "importance" and classifier:
+        raise ValueError("curate.score.method 'importance' scores text with small language models: use it with "
+                         "curate.trainer {model: lm}")
     filtered = names if ccfg.filter is True else [] if ccfg.filter is False else list(ccfg.filter)
     if ccfg.score.method == "column":
         if not ccfg.score.column:
@@ -98,7 +122,11 @@ def _validate(ccfg: CurateConfig, sources, target) -> dict:
     for s in chosen:
         if len(s) < ccfg.buckets:
             raise ValueError(f"source {s.name!r} has {len(s)} samples, fewer than curate.buckets={ccfg.buckets}")
-    available = {s.name: len(s) for s in chosen}
+    # the language model's data: every document tokenized once (bad documents refused here)
+    docs = {} if classifier else {s.name: trainer.prepare(s, f"source {s.name!r}") for s in chosen + [target]}
+    if docs:
+        trainer.check_data([docs[n] for n in names], docs[target.name])
+    available = {s.name: (len(s) if classifier else trainer.size_of(docs[s.name])) for s in chosen}
     tokens = ccfg.tokens if ccfg.tokens is not None else int(sum(available.values()))
     prices = None
     if ccfg.budget is not None:
@@ -112,50 +140,122 @@ def _validate(ccfg: CurateConfig, sources, target) -> dict:
     for m in ccfg.frontier:
         if tokens * m < 1:
             raise ValueError(f"curate.frontier multiple {m} of tokens={tokens} is below one sample")
+    batch = trainer.batch_size * (1 if classifier else trainer.context)
+    smallest = min(available.values()) / ccfg.buckets * min(ccfg.passes)
+    if smallest < batch:
+        raise ValueError(f"the smallest pool run ({smallest:.0f} {trainer.unit} seen: 1/curate.buckets of the "
+                         f"smallest source x min(curate.passes)) is below one batch of the proxy ({batch} "
+                         f"{trainer.unit}); raise the smallest pass or lower curate.trainer.batch_size")
     return {"names": names, "sources": chosen, "available": available, "tokens": tokens,
-            "constraints": constraints, "filtered": filtered}
+            "constraints": constraints, "filtered": filtered, "trainer": trainer, "docs": docs,
+            "score_method": method}
+
+
+def score_method(ccfg: CurateConfig, trainer) -> str:
+    """The configured quality score, ``auto`` resolved: importance for the language model, else EL2N."""
+    from datamix.proxy.trainers import LMTrainer
+
+    if ccfg.score.method != "auto":
+        return ccfg.score.method
+    return "importance" if isinstance(trainer, LMTrainer) else "el2n"
 
 
 # ------------------------------------------------------------------------------------------------ stages
-def _features(run_dir: RunDir, source) -> tuple[np.ndarray, np.ndarray]:
+def _features(run_dir: RunDir, source) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings (n, d) float32 of a source and its labels (None when unlabelled)."""
     from datamix.data.store import EmbeddingStore
 
     X = EmbeddingStore(run_dir.embeddings(source.name)).load()
-    return np.ascontiguousarray(X, dtype=np.float32), np.asarray(source.labels)
+    labels = source.labels
+    return np.ascontiguousarray(X, dtype=np.float32), None if labels is None else np.asarray(labels)
 
 
-def _score_key(ccfg: CurateConfig, X: np.ndarray, y: np.ndarray, seed: int) -> str:
+def _labels_key(y) -> np.ndarray:
+    return np.zeros(0, dtype=object) if y is None else y.astype(str).astype(object)
+
+
+def _subset_source(s, rows: np.ndarray):
+    """The rows of a source, its sample ids kept (row-number ids are stored as a column first)."""
+    from datamix.data.sources import Source
+
+    ds, id_field = s.dataset, s.id_field
+    if id_field is None:
+        id_field = "_datamix_id"
+        ds = ds.add_column(id_field, s.ids.tolist())
+    return Source(name=s.name, dataset=ds.select(rows), field=s.field, kind=s.kind, label_field=s.label_field,
+                  id_field=id_field, price=s.price, offer_size=s.offer_size, origin=s.origin)
+
+
+def dedup_stage(ccfg: CurateConfig, run_dir: RunDir, sources, features: dict, data: dict, trainer, seed: int):
+    """Remove exact and near-duplicate documents across sources (text; on by default there) before any
+    pool is formed; returns (sources, features, data, summary), all restricted to the kept rows."""
+    from datamix.prune.dedup import dedup_sources
+
+    on = ccfg.dedup if ccfg.dedup is not None else all(s.kind == "text" for s in sources)
+    if not on:
+        return sources, features, data, None
+    texts = {s.name: [str(t) for t in s.samples()] if s.kind == "text" else [repr(v) for v in s.samples()]
+             for s in sources}
+    key = {"eps": ccfg.dedup_eps, "seed": seed, "data": {s.name: _data_key(features[s.name]) for s in sources}}
+
+    def compute() -> dict:
+        res = dedup_sources(texts, {n: f[0] for n, f in features.items()}, eps=ccfg.dedup_eps, seed=seed)
+        return {"rows": {n: np.flatnonzero(m).tolist() for n, m in res.keep.items()}, "summary": res.summary()}
+
+    result = run_dir.cached("dedup.json", key, compute)
+    summary = result["summary"]
+    out_sources, out_features, out_data = [], {}, {}
+    for s in sources:
+        rows = np.asarray(result["rows"][s.name], dtype=np.int64)
+        out_sources.append(_subset_source(s, rows))
+        X, y = features[s.name]
+        out_features[s.name] = (X[rows], None if y is None else y[rows])
+        if s.name in data:
+            out_data[s.name] = trainer.subset(data[s.name], rows)
+    removed = sum(v["rows"] - v["kept"] for v in summary.values())
+    logger.info("dedup removed %d of %d documents (%s)", removed, sum(v["rows"] for v in summary.values()),
+                {n: v["rows"] - v["kept"] for n, v in summary.items()})
+    return out_sources, out_features, out_data, summary
+
+
+def _data_key(pair) -> str:
     from datamix.optimize import fingerprint
 
-    options = np.array([ccfg.score.model_dump_json(), str(seed)], dtype=object)
-    return fingerprint(X, y.astype(str).astype(object), options)
+    return fingerprint(pair[0], _labels_key(pair[1]))[:16]
 
 
-def _method(ccfg: CurateConfig, y: np.ndarray, source=None) -> str:
+def _score_key(ccfg: CurateConfig, method: str, X: np.ndarray, y, seed: int, extra: str = "") -> str:
+    from datamix.optimize import fingerprint
+
+    options = np.array([ccfg.score.model_dump_json(), method, str(seed), extra], dtype=object)
+    return fingerprint(X, _labels_key(y), options)
+
+
+def _method(method: str, ccfg: CurateConfig, y, source=None) -> str:
     """The scoring method used for a source: EL2N needs two classes (a one-class source gets
     prototypes); a source without the score column (allowed only when it is not filtered) gets none."""
-    if ccfg.score.method == "el2n" and np.unique(y).size < 2:
+    if method == "el2n" and (y is None or np.unique(y).size < 2):
         return "prototype"
-    if ccfg.score.method == "column" and source is not None and ccfg.score.column not in source.dataset.column_names:
+    if method == "column" and source is not None and ccfg.score.column not in source.dataset.column_names:
         return "none"
-    return ccfg.score.method
+    return method
 
 
-def _compute_scores(ccfg: CurateConfig, source, X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
-    sc = ccfg.score.model_copy(update={"method": _method(ccfg, y, source)})
-    if sc.method == "none":  # not filtered: every sample ranks alike (row order)
+def _compute_scores(ccfg: CurateConfig, method: str, source, X: np.ndarray, y, seed: int) -> np.ndarray:
+    sc = ccfg.score
+    if method == "none":  # not filtered: every sample ranks alike (row order)
         return np.zeros(len(X))
-    if sc.method == "random":
+    if method == "random":
         import zlib
 
         return np.random.default_rng([seed, zlib.crc32(source.name.encode())]).random(len(X))
-    if sc.method == "column":
+    if method == "column":
         col = np.asarray(source.dataset[sc.column], dtype=np.float64)
         if col.shape != (len(X),) or not np.isfinite(col).all():
             raise ValueError(f"scores missing for source {source.name!r}: column {sc.column!r} must hold one finite "
                              "number per sample")
         return col
-    if sc.method == "prototype":
+    if method == "prototype":
         from datamix.prune import prototype_scores
 
         k = sc.n_clusters or max(2, int(round(np.sqrt(len(X)))))
@@ -166,77 +266,119 @@ def _compute_scores(ccfg: CurateConfig, source, X: np.ndarray, y: np.ndarray, se
     return -el2n(runs)
 
 
-def score_stage(ccfg: CurateConfig, run_dir: RunDir, sources, features: dict, seed: int) -> tuple[dict, dict]:
+def _importance(sources, target, trainer, seed: int) -> dict:
+    """Importance scores of every document of every source, against one pool LM and one target LM."""
+    from datamix.prune.lm_scores import importance_scores
+
+    texts = [str(t) for s in sources for t in s.samples()]
+    values = importance_scores(texts, [str(t) for t in target.samples()], tokenizer=trainer.tokenizer, seed=seed,
+                               width=trainer.width, depth=trainer.depth, heads=trainer.heads,
+                               context=trainer.context, batch_size=trainer.batch_size, lr=trainer.lr,
+                               device=trainer.device)
+    bounds = np.cumsum([0] + [len(s) for s in sources])
+    return {s.name: values[a:b] for s, a, b in zip(sources, bounds[:-1], bounds[1:])}
+
+
+def score_stage(ccfg: CurateConfig, run_dir: RunDir, sources, features: dict, seed: int, *, method: str,
+                target=None, trainer=None) -> tuple[dict, dict]:
     """Quality scores per source (higher = better), cached in ``scores/<name>.npy``; and a summary
-    (method, reused, mean, std) per source. A source scored by ``none`` has all-zero scores."""
+    (method, reused, mean, std) per source. A source scored by ``none`` has all-zero scores.
+    ``importance`` scores all sources at once (one LM on their union, one on the target)."""
     import json
 
+    extra = ""
+    if method == "importance":  # every source's scores depend on all sources, the target and the LM
+        from datamix.optimize import fingerprint
+
+        texts = np.array([str(t) for x in list(sources) + [target] for t in x.samples()], dtype=object)
+        extra = trainer.signature + fingerprint(texts)
+    keys = {s.name: _score_key(ccfg, _method(method, ccfg, features[s.name][1], s), *features[s.name], seed, extra)
+            for s in sources}
+    cached = {}
+    for s in sources:
+        path, meta = run_dir.path("scores", f"{s.name}.npy"), run_dir.path("scores", f"{s.name}.json")
+        if path.exists() and meta.exists() and json.loads(meta.read_text()).get("key") == keys[s.name]:
+            cached[s.name] = np.load(path, allow_pickle=False)
+    fresh = {}
+    if method == "importance" and len(cached) < len(sources):
+        t0 = time.perf_counter()
+        fresh = _importance(sources, target, trainer, seed)
+        seconds = (time.perf_counter() - t0) / len(sources)
     scores, summary = {}, {}
     for s in sources:
         X, y = features[s.name]
-        key = _score_key(ccfg, X, y, seed)
-        path, meta = run_dir.path("scores", f"{s.name}.npy"), run_dir.path("scores", f"{s.name}.json")
-        if path.exists() and meta.exists() and json.loads(meta.read_text()).get("key") == key:
-            values = np.load(path, allow_pickle=False)
-            reused = True
+        used = _method(method, ccfg, y, s)
+        if s.name in cached:
+            values, reused = cached[s.name], True
         else:
             t0 = time.perf_counter()
-            values = np.asarray(_compute_scores(ccfg, s, X, y, seed), dtype=np.float64)
-            save_npy(path, values)
-            write_json(meta, {"key": key, "method": _method(ccfg, y, s), "n": int(len(values)),
-                              "seconds": round(time.perf_counter() - t0, 3)})
+            values = np.asarray(fresh[s.name] if s.name in fresh else _compute_scores(ccfg, used, s, X, y, seed),
+                                dtype=np.float64)
+            save_npy(run_dir.path("scores", f"{s.name}.npy"), values)
+            write_json(run_dir.path("scores", f"{s.name}.json"), {
+                "key": keys[s.name], "method": used, "n": int(len(values)),
+                "seconds": round(seconds if s.name in fresh else time.perf_counter() - t0, 3)})
             reused = False
         scores[s.name] = values
-        method = _method(ccfg, y, s)
-        if method != ccfg.score.method:
-            logger.info("source %s is scored by %s instead of %s", s.name, method, ccfg.score.method)
-        summary[s.name] = {"method": method, "reused": reused, "mean": float(values.mean()), "std": float(values.std())}
+        if used != method:
+            logger.info("source %s is scored by %s instead of %s", s.name, used, method)
+        summary[s.name] = {"method": used, "reused": reused, "mean": float(values.mean()), "std": float(values.std())}
     return scores, summary
 
 
-def bucket_rows(scores: np.ndarray, n_buckets: int) -> list[np.ndarray]:
-    """Row indices of each quality bucket, best first (ranked as :func:`datamix.apply.select_rows` does)."""
+def bucket_rows(scores: np.ndarray, n_buckets: int, sizes: np.ndarray | None = None) -> list[np.ndarray]:
+    """Row indices of each quality bucket, best first (ranked as :func:`datamix.apply.select_rows` does);
+    buckets hold equal shares of the rows, or of ``sizes`` (e.g. tokens per document) when given."""
     order = np.lexsort((np.arange(scores.size), -scores))
-    edges = np.round(np.linspace(0, scores.size, n_buckets + 1)).astype(int)
+    if sizes is None:
+        edges = np.round(np.linspace(0, scores.size, n_buckets + 1)).astype(int)
+    else:
+        cum = np.cumsum(np.asarray(sizes, dtype=np.float64)[order])
+        edges = np.searchsorted(cum, np.linspace(0, cum[-1], n_buckets + 1)[1:-1], side="left") + 1
+        edges = np.concatenate([[0], np.maximum.accumulate(edges), [scores.size]])
     return [np.sort(order[edges[j]:edges[j + 1]]) for j in range(n_buckets)]
 
 
-def measure_stage(ccfg: CurateConfig, run_dir: RunDir, sources, features: dict, scores: dict, target_arrays,
+def measure_stage(ccfg: CurateConfig, run_dir: RunDir, sources, data: dict, scores: dict, target_data,
                   trainer) -> tuple[pd.DataFrame, dict]:
     """Proxy runs on every pool (nested top shares or quality buckets) at ``passes`` multiples of its
-    size; returns (runs, pools)."""
+    size (samples, or tokens for the language model); returns (runs, pools)."""
     from datamix.data.sources import Source
     from datamix.proxy.runs import MixtureRunner
 
     frames, pools = [], {}
     for s in sources:
-        X, y = features[s.name]
-        buckets = bucket_rows(scores[s.name], ccfg.buckets)
+        d = data[s.name]
+        unit_sizes = None if trainer.unit == "samples" else d.lengths
+        buckets = bucket_rows(scores[s.name], ccfg.buckets, unit_sizes)
         if ccfg.pools == "nested":  # the top 1/m, 2/m, ..., all of the source
             buckets = [np.sort(np.concatenate(buckets[:j + 1])) for j in range(len(buckets))]
-            names = [f"{s.name}.top{round(100 * len(b) / len(X))}" for b in buckets]
+            names = [f"{s.name}.top{round(100 * (j + 1) / len(buckets))}" for j in range(len(buckets))]
         else:
             names = [f"{s.name}.q{j + 1}" for j in range(len(buckets))]
         pool_sources, feats = [], {}
         for name, rows in zip(names, buckets):
             pool_sources.append(Source(name=name, dataset=s.dataset.select(rows), field=s.field, kind=s.kind,
                                        label_field=s.label_field, id_field=s.id_field, origin=f"{s.origin}#{name}"))
-            feats[name] = (X[rows], y[rows])
-        pools[s.name] = {name: int(len(rows)) for name, rows in zip(names, buckets)}
-        runner = MixtureRunner(pool_sources, target_arrays, trainer=trainer, table=run_dir.path("runs.csv"),
+            feats[name] = trainer.subset(d, rows)
+        pools[s.name] = {name: trainer.size_of(feats[name]) for name in names}
+        runner = MixtureRunner(pool_sources, target_data, trainer=trainer, table=run_dir.path("runs.csv"),
                                features=feats)
         for j, name in enumerate(names):
-            S = len(buckets[j])
+            S = pools[s.name][name]
             sizes = sorted({max(1, int(round(m * S))) for m in ccfg.passes})
             df = runner.measure_many(np.eye(len(names))[j][None, :], sizes, seeds=ccfg.seeds)
             frames.append(pd.DataFrame({"pool": name, "source": s.name, "n": df["size"].to_numpy(dtype=float),
                                         "S": float(S), "seed": df["seed"].to_numpy(), "metric": df["metric"].to_numpy(),
+                                        "epochs": df["epochs"].to_numpy(dtype=float),
                                         "reused": df["reused"].to_numpy()}))
     return pd.concat(frames, ignore_index=True), pools
 
 
-def fit_stage(ccfg: CurateConfig, runs: pd.DataFrame, pools: dict, n_target: int, seed: int):
-    """The QQT law on the bucket runs (error = 1 - accuracy) and its predictor."""
+def fit_stage(ccfg: CurateConfig, runs: pd.DataFrame, pools: dict, n_target: int, seed: int, *,
+              greater_is_better: bool = True):
+    """The QQT law on the pool runs and its predictor: error = 1 - accuracy for a classifier, the
+    metric itself (bits per byte) for the language model."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -246,7 +388,8 @@ def fit_stage(ccfg: CurateConfig, runs: pd.DataFrame, pools: dict, n_target: int
     from datamix.predict.laws import QualityPredictor
 
     X = runs[["pool", "n", "S"]].reset_index(drop=True)
-    y = np.clip(1.0 - runs["metric"].to_numpy(dtype=float), 0.5 / n_target, None)  # a perfect score is < 1 error
+    metric = runs["metric"].to_numpy(dtype=float)
+    y = np.clip(1.0 - metric, 0.5 / n_target, None) if greater_is_better else metric  # a perfect score is < 1 error
     # three best grid starts and capped iterations: the Huber loss (delta 1e-3) is nearly L1 and the
     # full grid of starts took 40 s on the digits runs for a 0.5% lower cost (2 cores)
     bounds = None if ccfg.floor_cap is None else {"d": (0.0, ccfg.floor_cap * float(y.min()))}
@@ -257,23 +400,26 @@ def fit_stage(ccfg: CurateConfig, runs: pd.DataFrame, pools: dict, n_target: int
         law.fit(X, y)
     for w in caught:
         logger.info("QQT fit: %s", w.message)
-    predictor = QualityPredictor(law, pools=pools, nested=ccfg.pools == "nested", output="accuracy").fit()
+    predictor = QualityPredictor(law, pools=pools, nested=ccfg.pools == "nested",
+                                 output="accuracy" if greater_is_better else "error").fit()
     return law, predictor, X, y
 
 
-def _training_set(plan_like: dict, features: dict, scores: dict, seed: int):
-    """Rows of every source for ``{name: (ratio, keep_fraction, epochs)}`` (as apply_plan selects them)."""
+def _train_on(plan_like: dict, data: dict, scores: dict, target_data, trainer, seed: int, unit_sizes: dict) -> dict:
+    """Train the proxy on ``{name: (ratio, keep_fraction, epochs)}``: the rows apply_plan keeps, each
+    source streamed for its epochs over them; the trainer's result (metric, seen, unique, ...)."""
     from datamix.apply import select_rows
 
-    Xs, ys = [], []
+    names, parts, counts = [], [], []
     for name, (r, q, e) in plan_like.items():
         if r <= 0:
             continue
-        X, y = features[name]
-        sel = select_rows(scores[name], q, e, seed=seed, name=name)
-        Xs.append(np.repeat(X[sel.rows], sel.repeats, axis=0))
-        ys.append(np.repeat(y[sel.rows], sel.repeats))
-    return np.concatenate(Xs), np.concatenate(ys)
+        sizes = unit_sizes.get(name)
+        sel = select_rows(scores[name], q, e, seed=seed, name=name, sizes=sizes)
+        names.append(name)
+        parts.append(trainer.subset(data[name], sel.rows))
+        counts.append(int((sel.repeats * (1 if sizes is None else sizes[sel.rows])).sum()))
+    return trainer.train_mixture(parts, names, np.array(counts), target_data, seed=seed)
 
 
 def _mixture(names, ratios, keeps, available, tokens) -> dict:
@@ -293,9 +439,8 @@ def reference_mixtures(names, available: dict, tokens: float, plan=None) -> dict
         mixtures["unfiltered"] = _mixture(names, plan.ratios, ones, available, tokens)
     mixtures["uniform"] = _mixture(names, dict.fromkeys(names, 1.0 / len(names)), ones, available, tokens)
     mixtures["natural"] = _mixture(names, {n: available[n] / total for n in names}, ones, available, tokens)
-    if plan is None:
-        for m in names:
-            mixtures[f"only {m}"] = _mixture(names, {n: float(n == m) for n in names}, ones, available, tokens)
+    for m in names:
+        mixtures[f"only {m}"] = _mixture(names, {n: float(n == m) for n in names}, ones, available, tokens)
     return mixtures
 
 
@@ -317,18 +462,15 @@ def predict_stage(ccfg: CurateConfig, predictor, names, available, tokens) -> pd
     return pd.DataFrame(rows)
 
 
-def verify_stage(ccfg: CurateConfig, plan, predictor, names, available, tokens, features, scores, target_arrays,
-                 trainer, classes) -> dict:
+def verify_stage(ccfg: CurateConfig, plan, predictor, names, available, tokens, data, scores, target_data,
+                 trainer, unit_sizes) -> dict:
     """Train the proxy on the plan and on the reference mixtures at the same budget; measured metric per mixture."""
     out = {}
     for label, mix in reference_mixtures(names, available, tokens, plan).items():
-        values = []
-        for seed in ccfg.verify_seeds:
-            X, y = _training_set(mix, features, scores, seed)
-            acc, _ = trainer.train(X, y, *target_arrays, classes=classes, seed=seed)
-            values.append(acc)
-        out[label] = {**_predicted(ccfg, predictor, names, mix, tokens), "samples": int(len(y)),
-                      "measured": float(np.mean(values)),
+        results = [_train_on(mix, data, scores, target_data, trainer, seed, unit_sizes) for seed in ccfg.verify_seeds]
+        values = [r["metric"] for r in results]
+        out[label] = {**_predicted(ccfg, predictor, names, mix, tokens), "seen": int(results[0]["seen"]),
+                      "unique": int(results[0]["unique"]), "measured": float(np.mean(values)),
                       "measured_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
                       "measured_runs": [float(v) for v in values]}
     return out
@@ -363,16 +505,15 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     from datamix.apply import apply_plan, manifest_intact
     from datamix.optimize import fingerprint, optimize_mixture
     from datamix.optimize.frontier import threshold_curve
-    from datamix.proxy.runs import ProxyTrainer
 
     check_until("curate", STAGES, until)
     t_start = time.perf_counter()
     timings = {}
     ccfg = curate_config(cfg, options)
-    trainer = ProxyTrainer.from_dict(ccfg.trainer)
     sources, target = load_sources(cfg, run_dir)
     resolved = _validate(ccfg, sources, target)
     names, chosen, available, tokens = (resolved[k] for k in ("names", "sources", "available", "tokens"))
+    trainer = resolved["trainer"]
     seed = int(getattr(cfg, "seed", 0))
     metrics = {
         "datamix_version": __version__,
@@ -380,6 +521,8 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
         "curate_config": ccfg.model_dump(mode="json"),
         "sources": {s.name: {"n": len(s), "kind": s.kind, "price": s.price} for s in chosen},
         "target": {"name": target.name, "n": len(target)},
+        "trainer": trainer.signature,
+        "unit": trainer.unit,
         "tokens": tokens,
         "stages_done": [],
         "seconds": timings,
@@ -402,19 +545,31 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     t0 = time.perf_counter()
     metrics["embed"] = embed_stage(cfg, run_dir, chosen + [target], progress=progress)
     features = {s.name: _features(run_dir, s) for s in chosen}
-    target_arrays = _features(run_dir, target)
+    target_features = _features(run_dir, target)
     timings["embed"] = time.perf_counter() - t0
     if done("embed"):
         return metrics
 
     t0 = time.perf_counter()
-    scores, metrics["score"] = score_stage(ccfg, run_dir, chosen, features, seed)
+    docs = resolved["docs"]
+    data = {n: docs[n] for n in names} if docs else dict(features)
+    target_data = docs[target.name] if docs else target_features
+    chosen, features, data, metrics["dedup"] = dedup_stage(ccfg, run_dir, chosen, features, data, trainer, seed)
+    if metrics["dedup"] is not None:
+        available = {n: trainer.size_of(data[n]) for n in names}
+        resolved["available"] = available
+        if ccfg.tokens is None:
+            tokens = metrics["tokens"] = int(sum(available.values()))
+    unit_sizes = {n: data[n].lengths for n in names} if trainer.unit == "tokens" else {}
+    metrics["units"] = {n: {"rows": trainer.rows_of(data[n]), trainer.unit: available[n]} for n in names}
+    scores, metrics["score"] = score_stage(ccfg, run_dir, chosen, features, seed, method=resolved["score_method"],
+                                           target=target, trainer=trainer)
     timings["score"] = time.perf_counter() - t0
     if done("score"):
         return metrics
 
     t0 = time.perf_counter()
-    runs, pools = measure_stage(ccfg, run_dir, chosen, features, scores, target_arrays, trainer)
+    runs, pools = measure_stage(ccfg, run_dir, chosen, data, scores, target_data, trainer)
     write_text(run_dir.path("pool_runs.csv"), runs.to_csv(index=False, float_format="%.10g"))
     metrics["runs"] = {"total": int(len(runs)), "trained": int((~runs["reused"]).sum()),
                        "reused": int(runs["reused"].sum())}
@@ -423,7 +578,8 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
         return metrics
 
     t0 = time.perf_counter()
-    law, predictor, X_law, y_law = fit_stage(ccfg, runs, pools, len(target_arrays[1]), seed)
+    law, predictor, X_law, y_law = fit_stage(ccfg, runs, pools, trainer.rows_of(target_data), seed,
+                                             greater_is_better=trainer.greater_is_better)
     metrics["law"] = {"params": law.params_, "converged": bool(law.converged_),
                       "mean_abs_rel_error": float(law.score(X_law, y_law))}
     write_json(run_dir.path("law.json"), {
@@ -446,8 +602,11 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     scored = {n: v for n, v in scores.items() if metrics["score"][n]["method"] != "none"}
     plan = optimize_mixture(predictor, tokens=tokens, sources=available, seed=seed, scores=scored,
                             n_starts=ccfg.n_starts, level=ccfg.level, **constraints)
+    metrics["data_sufficiency"] = data_sufficiency(plan, available, runs, trainer.unit)
+    for line in metrics["data_sufficiency"]["warnings"]:
+        logger.warning("%s", line)
     plan.provenance["law"] = {"name": "QualityQuantity", "form": law.form, "converged": bool(law.converged_)}
-    data_keys = _data_fingerprints(features, target_arrays)
+    data_keys = _data_fingerprints(features, target_features)
     plan.provenance["inputs_data"] = dict(data_keys)
     plan.to_yaml(run_dir.path("plan.yaml"))
     plan.to_json(run_dir.path("plan.json"))
@@ -471,7 +630,7 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
         "apply.json", {"plan": plan.to_dict(), "seed": seed, "format": ccfg.format, "shard_size": ccfg.shard_size,
                        **inputs},
         lambda: _quietly(not progress, apply_plan, plan, chosen, scored, curated, seed=seed, format=ccfg.format,
-                         shard_size=ccfg.shard_size, engine=getattr(cfg, "engine", None)),
+                         shard_size=ccfg.shard_size, engine=getattr(cfg, "engine", None), sizes=unit_sizes or None),
         check=lambda m: manifest_intact(curated, m))
     metrics["manifest"] = {"total_samples": manifest["total_samples"], "total_unique": manifest["total_unique"]}
     timings["apply"] = time.perf_counter() - t0
@@ -481,23 +640,19 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     t0 = time.perf_counter()
     verified = None
     if ccfg.verify:
-        classes = np.unique(np.concatenate([features[n][1] for n in names] + [target_arrays[1]]))
         key = {"plan": plan.to_dict(), "seeds": list(ccfg.verify_seeds), "trainer": trainer.signature,
                "tokens": tokens, **inputs}
         verified = run_dir.cached("verify.json", key, lambda: verify_stage(
-            ccfg, plan, predictor, names, available, tokens, features, scores, target_arrays, trainer, classes))
+            ccfg, plan, predictor, names, available, tokens, data, scores, target_data, trainer, unit_sizes))
     metrics["verified"] = verified
-    metrics["check"] = None if not verified else {
-        "plan_beats_uniform": verified["plan"]["measured"] > verified["uniform"]["measured"],
-        "plan_beats_unfiltered": verified["plan"]["measured"] > verified["unfiltered"]["measured"],
-        "plan_beats_natural": verified["plan"]["measured"] > verified["natural"]["measured"]}
+    metrics["check"] = None if not verified else compare_plan(verified, trainer.greater_is_better)
     timings["verify"] = time.perf_counter() - t0
     if done("verify", record=ccfg.verify):  # recorded only when the config asks for it
         return metrics
 
     t0 = time.perf_counter()
     report = _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, frontier, verified, tokens,
-                     trainer, resolved)
+                     trainer, resolved, metrics)
     metrics["report"] = {"html": report.html.name, "markdown": report.markdown.name,
                          "figures": sorted(f"figures/{p.name}" for p in report.figures.values())}
     timings["report"] = time.perf_counter() - t0
@@ -505,6 +660,48 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     logger.info("curate done in %.1f s: predicted %.4f; %s", time.perf_counter() - t_start, plan.predicted,
                 metrics["check"])
     return metrics
+
+
+def compare_plan(verified: dict, greater_is_better: bool) -> dict:
+    """The measured plan against every other verified mixture: ``better``, ``worse`` or ``tie`` (the
+    difference within two standard errors of the difference of the seed means), with the numbers."""
+    plan = verified["plan"]
+    out = {}
+    for label, v in verified.items():
+        if label == "plan":
+            continue
+        diff = plan["measured"] - v["measured"]
+        n = max(1, len(plan["measured_runs"]))
+        se = float(np.sqrt((plan["measured_std"] ** 2 + v["measured_std"] ** 2) / n))
+        gain = diff if greater_is_better else -diff
+        outcome = "tie" if abs(diff) <= 2 * se else ("better" if gain > 0 else "worse")
+        out[label] = {"outcome": outcome, "difference": float(diff), "se": se}
+    singles = {k: v for k, v in verified.items() if k.startswith("only ")}
+    if singles:
+        best = (max if greater_is_better else min)(singles, key=lambda k: singles[k]["measured"])
+        out["best single source"] = {**out[best], "source": best.removeprefix("only ")}
+    return out
+
+
+def data_sufficiency(plan, available: dict, runs: pd.DataFrame, unit: str, *, limit: float = 4.0) -> dict:
+    """Epochs the plan asks of every source against Muennighoff et al. (2023)'s ~4 epochs of nearly
+    free repetition, and against the most epochs the pool runs measured (the fitted law's horizon)."""
+    horizon = runs.groupby("source")["epochs"].max().to_dict() if "epochs" in runs else {}
+    rows, warnings = {}, []
+    for name, ratio in plan.ratios.items():
+        if ratio <= 0:
+            continue
+        epochs = float(plan.epochs[name])
+        kept = float(plan.keep_fractions.get(name, 1.0)) * available[name]
+        rows[name] = {unit: int(available[name]), f"unique {unit} kept": int(round(kept)), "epochs": epochs,
+                      "measured up to": float(horizon.get(name, float("nan")))}
+        if epochs > limit:
+            warnings.append(f"source {name!r}: the plan repeats it {epochs:.1f} times; past ~{limit:g} epochs repeated "
+                            "data is worth less than unique data (Muennighoff et al. 2023) — add data or lower tokens")
+        if name in horizon and epochs > horizon[name] * 1.0001:
+            warnings.append(f"source {name!r}: {epochs:.1f} epochs is beyond the {horizon[name]:.1f} epochs the pool "
+                            "runs measured: the repetition law is extrapolated (add larger curate.passes)")
+    return {"per_source": rows, "warnings": warnings, "limit": limit}
 
 
 def _quietly(quiet: bool, fn, *args, **kwargs):
@@ -522,21 +719,21 @@ def _quietly(quiet: bool, fn, *args, **kwargs):
             datasets.enable_progress_bars()
 
 
-def _data_fingerprints(features, target_arrays) -> dict:
-    from datamix.optimize import fingerprint
-
-    out = {n: fingerprint(X, y.astype(str).astype(object))[:16] for n, (X, y) in features.items()}
-    out["target"] = fingerprint(target_arrays[0], target_arrays[1].astype(str).astype(object))[:16]
+def _data_fingerprints(features, target_features) -> dict:
+    out = {n: _data_key(pair) for n, pair in features.items()}
+    out["target"] = _data_key(target_features)
     return out
 
 
 def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, frontier, verified, tokens, trainer,
-            resolved):
+            resolved, metrics):
     from datamix.report import (plot_frontier, plot_law_fit, plot_mixture, plot_predicted_vs_measured,
                                 write_report)
 
+    metric = trainer.metric_name.replace("_", " ")
+    to_metric = (lambda e: 1.0 - e) if trainer.greater_is_better else (lambda e: e)
     groups = {src: list(p) for src, p in pools.items()}
-    fit_pts = pd.DataFrame({"measured": 1.0 - y_law, "predicted": 1.0 - law.predict(X_law),
+    fit_pts = pd.DataFrame({"measured": to_metric(y_law), "predicted": to_metric(law.predict(X_law)),
                             "label": "pool runs (fit)"})
     rows = [fit_pts]
     comparisons = None
@@ -544,37 +741,53 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, fron
         ver = pd.DataFrame([{"label": k, "measured": v["measured"], "predicted": v["predicted"],
                              "lo": v["interval"][0], "hi": v["interval"][1]} for k, v in verified.items()])
         rows.append(ver)
-        comparisons = pd.DataFrame([{"mixture": k, "samples": v["samples"], "predicted": v["predicted"],
-                                     "measured": v["measured"], "measured_std": v["measured_std"]}
+        check = metrics.get("check") or {}
+        comparisons = pd.DataFrame([{"mixture": k, f"{trainer.unit} seen": v["seen"],
+                                     f"unique {trainer.unit}": v["unique"], "predicted": v["predicted"],
+                                     "measured": v["measured"], "measured_std": v["measured_std"],
+                                     "plan vs this": check.get(k, {}).get("outcome", "")}
                                     for k, v in verified.items()])
     figures = {
-        "law_fit": plot_law_fit(law, X_law, y_law, groups=groups, level=ccfg.level, ylabel="target error"),
-        "predicted_vs_measured": plot_predicted_vs_measured(pd.concat(rows, ignore_index=True), metric="accuracy"),
-        "threshold_curve": plot_frontier(frontier, chosen=tokens, metric="accuracy"),
+        "law_fit": plot_law_fit(law, X_law, y_law, groups=groups, level=ccfg.level,
+                                ylabel="target error" if trainer.greater_is_better else f"target {metric}"),
+        "predicted_vs_measured": plot_predicted_vs_measured(pd.concat(rows, ignore_index=True), metric=metric),
+        "threshold_curve": plot_frontier(frontier, chosen=tokens, metric=metric),
         "mixture": plot_mixture(plan),
     }
     inputs = {
-        "compute budget (samples seen)": tokens,
+        f"compute budget ({trainer.unit} seen)": tokens,
         "money budget": ccfg.budget,
         "max_epochs": ccfg.max_epochs,
         "min_ratio": ccfg.min_ratio,
         "max_ratio": ccfg.max_ratio,
         "filtered sources": resolved["filtered"],
-        "quality score": ccfg.score.method,
+        "quality score": resolved["score_method"],
         "quality levels per source": ccfg.buckets,
         "proxy trainer": trainer.signature,
         "quality pools": f"{ccfg.pools}, {sum(len(p) for p in pools.values())} pools",
         "pool runs": int(len(runs)),
-        "law": f"QualityQuantity (form {law.form}), mean abs. rel. error {law.score(X_law, y_law):.4g}",
+        "law": f"QualityQuantity (form {law.form}), mean abs. rel. error {law.score(X_law, y_law):.4g}, "
+               f"converged: {bool(law.converged_)}",
         "gradients": plan.provenance.get("gradients"),
         "seed": plan.provenance.get("seed"),
         "datamix version": __version__,
     }
+    for name, row in metrics["data_sufficiency"]["per_source"].items():
+        inputs[f"{name}: {trainer.unit} / unique kept / epochs (measured up to)"] = (
+            f"{row[trainer.unit]:,} / {row[f'unique {trainer.unit} kept']:,} / {row['epochs']:.2f} "
+            f"({row['measured up to']:.1f})")
+    if metrics.get("dedup"):
+        removed = {n: v["rows"] - v["kept"] for n, v in metrics["dedup"].items()}
+        inputs["duplicates removed (exact + near)"] = ", ".join(
+            f"{n}: {metrics['dedup'][n]['exact_removed']} + {metrics['dedup'][n]['near_removed']}" for n in removed)
     notes = [f"Mixture ratios and filtering thresholds chosen by datamix {__version__} for a compute budget of "
-             f"{tokens:g} samples seen, with a QQT law fitted to {len(runs)} proxy runs on quality pools of every "
-             "source (the top shares by quality score). 'Compared mixtures' were trained by the proxy at the same "
-             "budget and measured on the target set."]
+             f"{tokens:g} {trainer.unit} seen, with a QQT law fitted to {len(runs)} compute-bound proxy runs on "
+             "quality pools of every source (the top shares by quality score). 'Compared mixtures' were trained by "
+             f"the proxy at the same budget and measured on the target set ({metric}; "
+             f"{'higher' if trainer.greater_is_better else 'lower'} is better)."]
+    sufficiency = metrics["data_sufficiency"]["warnings"]
+    notes.append("Data sufficiency: " + (" ".join(sufficiency) if sufficiency else
+                                         f"no source is repeated past {metrics['data_sufficiency']['limit']:g} "
+                                         "epochs or past the epochs the pool runs measured."))
     return write_report(run_dir.root, plan, figures=figures, inputs=inputs, comparisons=comparisons,
                         frontier=frontier, title="datamix curate report", notes=notes)
-
-

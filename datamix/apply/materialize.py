@@ -48,7 +48,7 @@ class Selection:
 
 
 def select_rows(scores: np.ndarray, keep_fraction: float, epochs: float, *, seed: int = 0,
-                name: str = "") -> Selection:
+                name: str = "", sizes: np.ndarray | None = None) -> Selection:
     """Rows kept from one source and their repetition counts.
 
     Parameters
@@ -60,6 +60,9 @@ def select_rows(scores: np.ndarray, keep_fraction: float, epochs: float, *, seed
         Passes over the kept rows.
     seed : int
         Chooses which kept rows get the extra repetition when ``epochs`` is fractional.
+    sizes : ndarray of shape (n_samples,), optional
+        Units of every row (e.g. tokens of a document): the keep-fraction is then a share of the
+        units (the best rows until their units reach it), not of the rows.
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1 or not np.isfinite(scores).all():
@@ -68,8 +71,15 @@ def select_rows(scores: np.ndarray, keep_fraction: float, epochs: float, *, seed
         raise ValueError(f"keep_fraction={keep_fraction!r} for source {name!r} must be in (0, 1]")
     if not epochs >= 0:
         raise ValueError(f"epochs={epochs!r} for source {name!r} must be >= 0")
-    n_keep = max(1, int(round(keep_fraction * len(scores))))
     order = np.lexsort((np.arange(len(scores)), -scores))  # best first, stable
+    if sizes is None:
+        n_keep = max(1, int(round(keep_fraction * len(scores))))
+    else:
+        sizes = np.asarray(sizes, dtype=np.float64)
+        if sizes.shape != scores.shape or not (sizes > 0).all():
+            raise ValueError(f"sizes of source {name!r} must be positive, one per row ({scores.size})")
+        cum = np.cumsum(sizes[order])
+        n_keep = int(min(len(scores), np.searchsorted(cum, keep_fraction * cum[-1] * (1 - 1e-9)) + 1))
     rows = np.sort(order[:n_keep])
     total = int(round(epochs * n_keep))
     repeats = np.full(n_keep, total // n_keep, dtype=np.int64)
@@ -80,7 +90,8 @@ def select_rows(scores: np.ndarray, keep_fraction: float, epochs: float, *, seed
 
 
 def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | os.PathLike, *,
-               seed: int = 0, format: str = "parquet", shard_size: int = 100_000, engine=None) -> dict:
+               seed: int = 0, format: str = "parquet", shard_size: int = 100_000, engine=None,
+               sizes: dict | None = None) -> dict:
     """Write the curated dataset that ``plan`` describes; return the manifest.
 
     Parameters
@@ -103,6 +114,9 @@ def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | o
     engine : None, str or engine, optional
         Where the shards are written (see :func:`datamix.engine.get_engine`); default local. The
         selection itself runs here, on all scores at once.
+    sizes : dict of str to ndarray of shape (n_samples,), optional
+        Units (e.g. tokens) of every row of a source: its keep-fraction is then a share of units
+        (:func:`select_rows`).
 
     Returns
     -------
@@ -130,7 +144,8 @@ def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | o
     engine = get_engine(engine)
     out = Path(out_dir)
     selections = {n: select_rows(scores.get(n, np.zeros(len(by_name[n]))), plan.keep_fractions.get(n, 1.0),
-                                 plan.epochs.get(n, 1.0), seed=seed, name=n) for n in used}
+                                 plan.epochs.get(n, 1.0), seed=seed, name=n, sizes=(sizes or {}).get(n))
+                  for n in used}
     tasks = [{"source": n, "shard": k, "start": start, "stop": min(start + shard_size, len(selections[n].rows))}
              for n in used for k, start in enumerate(range(0, len(selections[n].rows), shard_size))]
     fn_kwargs = {"sources": {n: by_name[n] for n in used}, "selections": selections, "out_dir": str(out),

@@ -15,6 +15,8 @@ so the runner, the stages and the runs table do not care which one they are give
     Unique units (samples or tokens) and rows (samples or documents) of prepared data.
 ``check_data(data, target)``
     Refuse data the trainer cannot use, before any training.
+``subset(data, rows)``
+    The prepared data of some rows (a quality pool, the rows a plan keeps).
 ``train_mixture(data, names, counts, target, *, seed) -> dict``
     Train on ``counts[j]`` units of source ``j`` (a compute budget split by the mixture ratios);
     returns ``metric``, ``loss``, ``n_train``, ``seen`` and ``unique``.
@@ -175,6 +177,11 @@ class ProxyTrainer:
         return int(len(data[0]))
 
     rows_of = size_of
+
+    @staticmethod
+    def subset(data, rows):
+        """The prepared data of ``rows`` only."""
+        return data[0][rows], data[1][rows]
 
     @staticmethod
     def check_data(data: Sequence, target) -> None:
@@ -403,6 +410,11 @@ class LMTrainer:
     @staticmethod
     def rows_of(data: TokenDocs) -> int:
         return int(len(data.lengths))
+
+    @staticmethod
+    def subset(data: TokenDocs, rows) -> TokenDocs:
+        """The documents at ``rows`` only."""
+        return data.select(rows)
 
     def check_data(self, data: Sequence[TokenDocs], target: TokenDocs) -> None:
         """The target must fill one context; every source one training sequence."""

@@ -1,9 +1,12 @@
 """Pruning metrics and selection: prototypes, SemDeDup, density, training dynamics, CCS.
 
 Every metric maps samples to one score each, higher = harder; :func:`select` turns scores into
-kept indices and :func:`evaluate_metrics` scores the metrics against random pruning.
+kept indices and :func:`evaluate_metrics` scores the metrics against random pruning. For text,
+:func:`importance_scores` (higher = more target-like, i.e. better) and :func:`dedup_sources`
+(exact and near-duplicates across sources) need no labels.
 """
 
+from datamix.prune.dedup import dedup_sources, exact_duplicates
 from datamix.prune.density import density_quota, density_scores
 from datamix.prune.dynamics import dynamics_scores, el2n, forgetting, grand, margin, record_dynamics
 from datamix.prune.evaluate import (
@@ -14,6 +17,7 @@ from datamix.prune.evaluate import (
     plot_metrics,
     summarize_metrics,
 )
+from datamix.prune.lm_scores import importance_scores
 from datamix.prune.prototypes import prototype_scores
 from datamix.prune.select import n_kept, select
 from datamix.prune.semdedup import semdedup
@@ -21,6 +25,9 @@ from datamix.prune.streaming import score_stores
 
 __all__ = [
     "best_per_size",
+    "dedup_sources",
+    "exact_duplicates",
+    "importance_scores",
     "default_trainer",
     "density_quota",
     "density_scores",

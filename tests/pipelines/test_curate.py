@@ -61,13 +61,21 @@ def test_the_plan_holds_its_constraints_and_is_applied(done):
 def test_the_real_check_is_measured_and_reported(done):
     out, metrics = done
     ver = metrics["verified"]
-    assert set(ver) == {"plan", "uniform", "unfiltered", "natural"}
+    singles = {f"only {n}" for n in metrics["sources"]}
+    assert set(ver) == {"plan", "uniform", "unfiltered", "natural"} | singles
     for v in ver.values():
         assert 0 < v["measured"] <= 1 and 0 < v["predicted"] <= 1
-        assert v["samples"] == pytest.approx(4000, abs=5)
+        assert v["seen"] == pytest.approx(4000, abs=5) and v["unique"] <= v["seen"]
     assert ver["uniform"]["keep_fractions"] == dict.fromkeys(ver["uniform"]["keep_fractions"], 1.0)
     assert ver["unfiltered"]["ratios"] == pytest.approx(ver["plan"]["ratios"])
-    assert metrics["check"]["plan_beats_uniform"] == (ver["plan"]["measured"] > ver["uniform"]["measured"])
+    check = metrics["check"]
+    assert set(check) == set(ver) - {"plan"} | {"best single source"}
+    diff = ver["plan"]["measured"] - ver["uniform"]["measured"]
+    assert check["uniform"]["difference"] == pytest.approx(diff)
+    assert check["uniform"]["outcome"] == ("tie" if abs(diff) <= 2 * check["uniform"]["se"] else
+                                           "better" if diff > 0 else "worse")
+    best = max(singles, key=lambda k: ver[k]["measured"])
+    assert check["best single source"]["source"] == best.removeprefix("only ")
 
 
 def test_report_shows_the_plan(done):
