@@ -67,7 +67,7 @@ def default_trainer(sources, target) -> dict:
     return {"model": "mlp", "compute_bound": True, "batch_size": 32}
 
 
-def _validate(ccfg: CurateConfig, sources, target) -> dict:
+def _validate(ccfg: CurateConfig, sources, target, resolve=None) -> dict:
     """Everything checked before a file is written; returns the resolved decision inputs (the trainer,
     and for the language model every source's and the target's tokens)."""
     from datamix.optimize import check_constraints
@@ -93,8 +93,12 @@ def _validate(ccfg: CurateConfig, sources, target) -> dict:
     if target is None:
         raise ValueError("the curate pipeline needs a target set (data.target, or a bundled scenario)")
     chosen = [by_name[n] for n in names]
+    options = dict(ccfg.trainer) if ccfg.trainer is not None else default_trainer(chosen, target)
+    if options.get("tokenizer") not in (None, "bytes") and resolve is not None:
+        options["tokenizer"] = resolve(options["tokenizer"])  # relative to the config file
     try:
-        trainer = make_trainer(ccfg.trainer if ccfg.trainer is not None else default_trainer(chosen, target))
+        trainer = make_trainer(options)
+        trainer.signature  # loads the tokenizer: a missing or broken file is refused here
     except (ValueError, TypeError, FileNotFoundError) as exc:
         raise ValueError(f"curate.trainer: {exc}") from None
     classifier = isinstance(trainer, ProxyTrainer)
@@ -511,7 +515,7 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     timings = {}
     ccfg = curate_config(cfg, options)
     sources, target = load_sources(cfg, run_dir)
-    resolved = _validate(ccfg, sources, target)
+    resolved = _validate(ccfg, sources, target, getattr(cfg, "resolve", None))
     names, chosen, available, tokens = (resolved[k] for k in ("names", "sources", "available", "tokens"))
     trainer = resolved["trainer"]
     seed = int(getattr(cfg, "seed", 0))
@@ -600,7 +604,9 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     t0 = time.perf_counter()
     constraints = resolved["constraints"]
     scored = {n: v for n, v in scores.items() if metrics["score"][n]["method"] != "none"}
-    plan = optimize_mixture(predictor, tokens=tokens, sources=available, seed=seed, scores=scored,
+    # the optimizer reads thresholds off one score per unit: a document's score once per token
+    unit_scores = {n: np.repeat(v, unit_sizes[n]) for n, v in scored.items()} if unit_sizes else scored
+    plan = optimize_mixture(predictor, tokens=tokens, sources=available, seed=seed, scores=unit_scores,
                             n_starts=ccfg.n_starts, level=ccfg.level, **constraints)
     metrics["data_sufficiency"] = data_sufficiency(plan, available, runs, trainer.unit)
     for line in metrics["data_sufficiency"]["warnings"]:

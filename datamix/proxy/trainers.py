@@ -334,8 +334,10 @@ class LMTrainer:
         Face ``tokenizers`` ``tokenizer.json``; budgets and token counts are then in its tokens.
     width, depth, heads, context : int, default=64, 2, 4, 64
         Model width, transformer blocks, attention heads, tokens of context.
-    batch_size : int, default=16
-        Sequences of ``context`` tokens per step.
+    batch_size : int, default=8
+        Sequences of ``context`` tokens per step (8 x 64 tokens: at the small budgets of proxy
+        runs, more steps beat larger batches — 3.89 vs 3.99-4.37 bits per byte after 300k bytes of
+        docstrings with batch 16 or a larger learning rate).
     lr : float, default=3e-3
         Peak AdamW learning rate.
     weight_decay : float, default=0.0
@@ -351,7 +353,7 @@ class LMTrainer:
     depth: int = 2
     heads: int = 4
     context: int = 64
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 3e-3
     weight_decay: float = 0.0
     warmup: float = 0.05
