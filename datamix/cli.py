@@ -64,13 +64,9 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
               "duplicates removed)")
     for line in (metrics.get("data_sufficiency") or {}).get("warnings", []):
         print(f"  data sufficiency: {line}")
-    check = metrics.get("check")
-    if check and all(isinstance(v, dict) and "outcome" in v for v in check.values()):
-        for name, v in check.items():
-            print(f"  plan vs {name}{' (' + v['source'] + ')' if 'source' in v else ''}: {v['outcome']} "
-                  f"({v['difference']:+.4g} +- {v['se']:.2g})")
-    elif check:
-        print(f"  check: {json.dumps(check)}")
+    for name, v in (metrics.get("check") or {}).items():
+        print(f"  plan vs {name}{' (' + v['source'] + ')' if 'source' in v else ''}: {v['outcome']} "
+              f"({v['difference']:+.4g} +- {v['se']:.2g})")
     for name, v in (metrics.get("verified") or {}).items():
         if isinstance(v, dict) and "measured" in v:
             print(f"  measured {name}: {v['measured']:.4g} (predicted {v.get('predicted', float('nan')):.4g})")

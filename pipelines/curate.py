@@ -757,7 +757,7 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, fron
         "law_fit": plot_law_fit(law, X_law, y_law, groups=groups, level=ccfg.level,
                                 ylabel="target error" if trainer.greater_is_better else f"target {metric}"),
         "predicted_vs_measured": plot_predicted_vs_measured(pd.concat(rows, ignore_index=True), metric=metric),
-        "threshold_curve": plot_frontier(frontier, chosen=tokens, metric=metric),
+        "threshold_curve": plot_frontier(frontier, chosen=tokens, metric=metric, unit=trainer.unit),
         "mixture": plot_mixture(plan),
     }
     inputs = {
@@ -792,7 +792,7 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, fron
              f"the proxy at the same budget and measured on the target set ({metric}; "
              f"{'higher' if trainer.greater_is_better else 'lower'} is better)."]
     sufficiency = metrics["data_sufficiency"]["warnings"]
-    notes.append("Data sufficiency: " + (" ".join(sufficiency) if sufficiency else
+    notes.append("Data sufficiency: " + ("; ".join(sufficiency) + "." if sufficiency else
                                          f"no source is repeated past {metrics['data_sufficiency']['limit']:g} "
                                          "epochs or past the epochs the pool runs measured."))
     return write_report(run_dir.root, plan, figures=figures, inputs=inputs, comparisons=comparisons,

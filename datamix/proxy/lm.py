@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from datamix.index._checks import check_int, check_seed
 from datamix.proxy.stream import lr_schedule, mixture_stream
+from datamix.proxy.trainer import _torch_device
 
 __all__ = ["CausalLM", "LMResult", "doc_bits", "train_lm"]
 
@@ -499,12 +500,3 @@ def _check_seen(seen, n_groups):
                          f"{np.asarray(seen).tolist()!r}")
     return arr.astype(np.int64)
 
-
-def _torch_device(device: str) -> torch.device:
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but torch sees no GPU; pass device='auto' or 'cpu'")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)

@@ -115,8 +115,8 @@ def plot_predicted_vs_measured(df: pd.DataFrame, *, metric: str = "metric"):
     return fig
 
 
-def plot_frontier(frontier, *, chosen: float | None = None, metric: str = "metric"):
-    """Keep-fraction per source (top) and predicted metric (bottom) against compute."""
+def plot_frontier(frontier, *, chosen: float | None = None, metric: str = "metric", unit: str = "samples"):
+    """Keep-fraction per source (top) and predicted metric (bottom) against compute in ``unit`` seen."""
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(6.2, 6.0), sharex=True)
     for j, s in enumerate(frontier.sources):
@@ -129,7 +129,7 @@ def plot_frontier(frontier, *, chosen: float | None = None, metric: str = "metri
             title="compute-aware filtering threshold (unused sources omitted)")
     ax1.legend(fontsize=7, ncol=2)
     ax2.plot(frontier.budgets, frontier.predicted, marker="o", ms=3, color="k")
-    ax2.set(xscale="log", xlabel="compute budget (samples seen)", ylabel=f"predicted {metric}")
+    ax2.set(xscale="log", xlabel=f"compute budget ({unit} seen)", ylabel=f"predicted {metric}")
     if chosen is not None:
         for ax in (ax1, ax2):
             ax.axvline(chosen, color="tab:red", ls="--", lw=1)
