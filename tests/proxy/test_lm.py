@@ -1,6 +1,8 @@
 """The transformer LM proxy: known answers in bits per byte, epochs accounting, determinism, errors."""
 
 import math
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +216,28 @@ def test_doc_bits_errors():
         doc_bits(res.model, [np.arange(5)], context=64)
     with pytest.raises(TypeError, match="CausalLM"):
         doc_bits(object(), [np.arange(5)])
+
+
+# --- CUDA (bf16 autocast) ------------------------------------------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+def test_cuda_known_answers_and_agreement_with_cpu():
+    """On CUDA the bf16 path learns the periodic stream, cannot beat random bytes, is reproducible
+    for a seed, and lands near the fp32 CPU run of the same stream."""
+    rng = np.random.default_rng(0)
+    pattern = rng.integers(0, 256, 16)
+    train = [np.resize(np.roll(pattern, -int(p)), 256) for p in rng.integers(0, 16, 8)]
+    periodic = _bytes_lm([train], [64 * 1024], [np.resize(np.roll(pattern, -5), 400)], lr=1e-2, device="cuda")
+    assert periodic.bits_per_byte < 0.1
+    noise = [rng.integers(0, 256, 512) for _ in range(16)]
+    held_out = [rng.integers(0, 256, 512) for _ in range(4)]
+    random_bytes = _bytes_lm([noise], [16 * 1024], held_out, device="cuda")
+    assert random_bytes.bits_per_byte > 7.9
+    source = Path(textwrap.__file__).read_bytes()  # ~20 kB of real text, the same on any machine
+    text = [np.frombuffer(t, np.uint8).astype(np.int64) for t in source.split(b"\n\n") if len(t) > 40]
+    a = _bytes_lm([text[:-4]], [32 * 1024], text[-4:], seed=3, device="cuda")
+    b = _bytes_lm([text[:-4]], [32 * 1024], text[-4:], seed=3, device="cuda")
+    cpu = _bytes_lm([text[:-4]], [32 * 1024], text[-4:], seed=3, device="cpu")
+    assert abs(a.bits_per_byte - b.bits_per_byte) < 1e-3
+    assert abs(a.bits_per_byte - cpu.bits_per_byte) < 0.05 * cpu.bits_per_byte
