@@ -85,7 +85,7 @@ def main() -> None:
                 rows.append([pool, part, name, params["a"], params[f"b[{pool}]"], params[f"tau[{pool}]"], params["d"],
                              sse(params, pool, data) / sse(planted, pool, data),
                              100 * np.max(np.abs(got / np.array([a, b, tau]) - 1)),
-                             100 * law.score(df[~train], df.truth[~train]), seconds])
+                             -100 * law.score(df[~train], df.truth[~train]), seconds])
         rows.append([pool, "", "planted", a, b, tau, D, 1.0, 0.0, 0.0, "-"])
     print(table(rows, ["pool", "fitted on", "method", "a", "b", "tau", "d", "SSE / planted SSE", "worst a,b,tau err %",
                        "err % on largest 30%", "s"],

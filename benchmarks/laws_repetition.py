@@ -49,7 +49,7 @@ def evaluate(train, test, n_starts):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 law.fit(train[COLS], train.loss)
-        out[name] = (law, law.score(test[COLS], test.loss), time.perf_counter() - t)
+        out[name] = (law, -law.score(test[COLS], test.loss), time.perf_counter() - t)
     return out
 
 

@@ -57,20 +57,20 @@ def repetition(pool_tokens: int, seeds: list[int]) -> None:
                 data = pool(D if kind == "unique" else pool_tokens)
                 res = train_lm([data], [D], target.docs(), vocab_size=tok.vocab_size,
                                target_bytes=int(target.n_bytes.sum()), seed=seed, **options)
-                rows.append({"kind": kind, "D": res.seen, "U": res.unique, "epochs": res.epochs, "seed": seed,
+                rows.append({"kind": kind, "multiple": m, "D": res.seen, "U": res.unique, "epochs": res.epochs, "seed": seed,
                              "bpb": res.bits_per_byte})
     df = pd.DataFrame(rows)
     print(f"A. repetition: LM proxy {trainer.signature}, {len(df)} runs in {time.perf_counter() - t0:.0f} s; "
           f"pool U0 = {pool_tokens:,} tokens (bytes) of docstrings, target {int(target.n_bytes.sum()):,} bytes\n")
     uniq = df[df.kind == "unique"]
-    base = PowerLaw().fit(uniq[["D"]], uniq["bpb"])
+    base = PowerLaw().fit(uniq[["D"]].rename(columns={"D": "n"}), uniq["bpb"])
     p = base.params_
     chin = {"E": p["c"], "A": 1e-12, "alpha": 1.0, "B": p["a"], "beta": p["b"]}
     rep = df[df.kind == "repeated"]
     train = rep[rep.epochs <= 4.5]
     law = DataConstrained(base=chin).fit(train.assign(N=1e6)[["N", "D", "U"]], train["bpb"])
-    summary = df.groupby(["kind", "epochs"]).agg(D=("D", "first"), U=("U", "first"), bpb=("bpb", "mean"),
-                                                 sd=("bpb", "std")).reset_index()
+    summary = df.groupby(["kind", "multiple"]).agg(D=("D", "first"), U=("U", "first"), epochs=("epochs", "first"),
+                                                   bpb=("bpb", "mean"), sd=("bpb", "std")).reset_index()
     pred = law.predict(summary.assign(N=1e6)[["N", "D", "U"]])
     summary["predicted"] = pred
     summary["error %"] = 100 * (summary["predicted"] - summary["bpb"]) / summary["bpb"]
@@ -80,11 +80,11 @@ def repetition(pool_tokens: int, seeds: list[int]) -> None:
     print(f"R_D* = {law.params_['R_D_star']:.3f} (fitted on repeated runs of <= 4 epochs); extrapolation to "
           f"{', '.join(f'{e:.0f}' for e in held.epochs)} epochs: mean abs. error "
           f"{np.mean(np.abs(held['error %'])):.2f}% of the measured bits per byte")
-    fresh = summary[(summary.kind == "unique")].set_index("D")["bpb"]
-    rep_s = summary[(summary.kind == "repeated")].set_index("D")["bpb"]
+    fresh = summary[(summary.kind == "unique")].set_index("multiple")["bpb"]
+    rep_s = summary[(summary.kind == "repeated")].set_index("multiple")["bpb"]
     both = fresh.index.intersection(rep_s.index)
     print("cost of repetition at equal tokens seen (repeated - unique, bits per byte): "
-          + ", ".join(f"{rep_s[d] - fresh[d]:+.3f} at {d / pool_tokens:.0f} epochs" for d in both))
+          + ", ".join(f"{rep_s[m] - fresh[m]:+.3f} at {m} epochs" for m in both))
 
 
 def decision(run: Path) -> None:
@@ -100,6 +100,11 @@ def decision(run: Path) -> None:
         keep = used[f"keep_{name}"].to_numpy()
         if len(keep) > 1 and keep[-1] > keep[0] + 1e-3:
             print(f"keep-fraction of {name} rises with the budget: {keep[0]:.3f} -> {keep[-1]:.3f}")
+    for which, v in (metrics.get("frontier_check") or {}).items():
+        other = v[v["against"]]
+        print(f"at {v['multiple']:.3g}x ({which} budget, {v['budget']:,.0f}): plan {v['plan']['measured']:.4f} "
+              f"+- {v['plan']['measured_std']:.4f} vs {v['against']} {other['measured']:.4f} +- "
+              f"{other['measured_std']:.4f}: {v['outcome']} (difference {v['difference']:+.4f}, 2 sd = {2 * v['sd']:.4f})")
     for label, c in (metrics.get("check") or {}).items():
         v = metrics["verified"].get(label, metrics["verified"].get(f"only {c.get('source', '')}", {}))
         print(f"plan vs {label:<22} {c['outcome']:<6} plan {metrics['verified']['plan']['measured']:.4f} "

@@ -50,7 +50,13 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
     for name, s in metrics.get("embed", {}).items():
         print(f"  embedded {name}: {s['n']} x {s['dim']} ({s['model']}, {s['samples_per_s']:.0f} samples/s)")
     if "law" in metrics:
-        print(f"  law: mean abs. relative error {metrics['law']['mean_abs_rel_error']:.4g} on its runs")
+        law = metrics["law"]
+        print(f"  law: mean abs. relative error {law['mean_abs_rel_error']:.4g} on its runs"
+              + ("" if law.get("converged", True) else "; WARNING: its fit did not converge (no L-BFGS-B start "
+                 "met its tolerance): treat the predictions with care"))
+    solver = ((metrics.get("plan") or {}).get("provenance") or {}).get("solver") or {}
+    if solver.get("converged") is False:
+        print("  optimizer: WARNING: did not converge; the plan is the best point it reached")
     for name, v in (metrics.get("predictions") or {}).items():
         print(f"  predicted {name}: {v['predicted']:.4g} (interval {v['lo']:.4g} .. {v['hi']:.4g})")
     planned = "optimize" in metrics.get("stages_done", ["optimize"])  # a stale plan.yaml is not shown
@@ -67,6 +73,9 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
     for name, v in (metrics.get("check") or {}).items():
         print(f"  plan vs {name}{' (' + v['source'] + ')' if 'source' in v else ''}: {v['outcome']} "
               f"({v['difference']:+.4g} +- {v['se']:.2g})")
+    for which, v in (metrics.get("frontier_check") or {}).items():
+        print(f"  frontier at {v['multiple']:.3g}x ({which}): plan {v['plan']['measured']:.4g} vs {v['against']} "
+              f"{v[v['against']]['measured']:.4g}: {v['outcome']} ({v['difference']:+.4g}, seed sd {v['sd']:.2g})")
     for name, v in (metrics.get("verified") or {}).items():
         if isinstance(v, dict) and "measured" in v:
             print(f"  measured {name}: {v['measured']:.4g} (predicted {v.get('predicted', float('nan')):.4g})")

@@ -211,7 +211,9 @@ class CurateConfig(_Strict):
     n_bootstrap : law refits behind the intervals; floor_cap : the law's shared error floor ``d`` is
     kept below this share of the smallest measured error (None: free) — on the digits runs a free
     floor sat at the best single pool's error, so every mixture was predicted the same; verify,
-    verify_seeds : train on the plan and the baselines; format, shard_size : curated shards.
+    verify_seeds : train on the plan and the baselines; verify_frontier : also train the frontier's
+    decision at its smallest budget against keeping everything and at its largest against keeping only
+    the best pool (``frontier_check`` in metrics.json); format, shard_size : curated shards.
     """
 
     tokens: float | None = None
@@ -237,6 +239,7 @@ class CurateConfig(_Strict):
     floor_cap: float | None = Field(default=0.5, ge=0)
     verify: bool = True
     verify_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    verify_frontier: bool = True
     format: Literal["parquet", "jsonl"] = "parquet"
     shard_size: int = Field(default=100_000, ge=1)
 
@@ -249,11 +252,12 @@ class CurateConfig(_Strict):
 
 
 class StageResources(_Strict):
-    """Resources of each Ray actor of one stage.
+    """Resources of each Ray actor (each task for ``measure``) of one stage.
 
-    num_cpus : CPUs per actor (default 1); num_gpus : GPUs per actor (default: 1 for ``embed`` when
-    the Ray cluster has GPUs, else 0); concurrency : actors in the pool (default: as many as the
-    cluster's CPUs, or GPUs, allow; never more than the stage has shards).
+    num_cpus : CPUs per actor (default 1); num_gpus : GPUs per actor (default: 1 for ``embed``, and
+    for ``measure`` when the proxy trainer's device is not ``cpu``, when the Ray cluster has GPUs,
+    else 0); concurrency : actors in the pool, or trainings in flight (default: as many as the
+    cluster's CPUs, or GPUs, allow; never more than the stage has shards or runs).
     """
 
     num_cpus: float = Field(default=1.0, gt=0)
@@ -262,16 +266,19 @@ class StageResources(_Strict):
 
 
 class StageResourcesConfig(_Strict):
-    """``engine.resources``: one :class:`StageResources` per per-sample stage."""
+    """``engine.resources``: one :class:`StageResources` per per-sample stage, and for ``measure``
+    (curate's proxy trainings, one Ray task each)."""
 
     embed: StageResources = Field(default_factory=StageResources)
     score: StageResources = Field(default_factory=StageResources)
     apply: StageResources = Field(default_factory=StageResources)
+    measure: StageResources = Field(default_factory=StageResources)
 
 
 class EngineConfig(_Strict):
-    """Where the per-sample stages (embed, score, apply) run: ``local`` (in this process, the
-    default) or ``ray`` (Ray Data actors; ``pip install 'datamix[ray]'``).
+    """Where the per-sample stages (embed, score, apply) and curate's proxy trainings (measure) run:
+    ``local`` (in this process, the default) or ``ray`` (Ray Data actors, and a Ray task per
+    training; ``pip install 'datamix[ray]'``).
 
     Written ``engine: ray`` (short form) or as a mapping::
 
@@ -283,8 +290,10 @@ class EngineConfig(_Strict):
           resources:
             embed: {num_cpus: 1, num_gpus: 1}
             score: {num_cpus: 1, concurrency: 4}
+            measure: {num_cpus: 1, num_gpus: 1}
 
-    Both engines give the same embeddings, scores and curated shards (see :mod:`datamix.engine`).
+    Both engines give the same embeddings, scores, curated shards and runs tables (see
+    :mod:`datamix.engine`).
     """
 
     name: Literal["local", "ray"] = "local"

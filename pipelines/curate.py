@@ -344,12 +344,15 @@ def bucket_rows(scores: np.ndarray, n_buckets: int, sizes: np.ndarray | None = N
 
 
 def measure_stage(ccfg: CurateConfig, run_dir: RunDir, sources, data: dict, scores: dict, target_data,
-                  trainer) -> tuple[pd.DataFrame, dict]:
+                  trainer, *, engine=None) -> tuple[pd.DataFrame, dict]:
     """Proxy runs on every pool (nested top shares or quality buckets) at ``passes`` multiples of its
-    size (samples, or tokens for the language model); returns (runs, pools)."""
+    size (samples, or tokens for the language model); returns (runs, pools). The runs of a source
+    are trained together on ``engine`` (:func:`datamix.engine.get_engine`; Ray: one task each)."""
     from datamix.data.sources import Source
+    from datamix.engine import get_engine
     from datamix.proxy.runs import MixtureRunner
 
+    engine = get_engine(engine)
     frames, pools = [], {}
     for s in sources:
         d = data[s.name]
@@ -367,15 +370,17 @@ def measure_stage(ccfg: CurateConfig, run_dir: RunDir, sources, data: dict, scor
             feats[name] = trainer.subset(d, rows)
         pools[s.name] = {name: trainer.size_of(feats[name]) for name in names}
         runner = MixtureRunner(pool_sources, target_data, trainer=trainer, table=run_dir.path("runs.csv"),
-                               features=feats)
-        for j, name in enumerate(names):
-            S = pools[s.name][name]
-            sizes = sorted({max(1, int(round(m * S))) for m in ccfg.passes})
-            df = runner.measure_many(np.eye(len(names))[j][None, :], sizes, seeds=ccfg.seeds)
-            frames.append(pd.DataFrame({"pool": name, "source": s.name, "n": df["size"].to_numpy(dtype=float),
-                                        "S": float(S), "seed": df["seed"].to_numpy(), "metric": df["metric"].to_numpy(),
-                                        "epochs": df["epochs"].to_numpy(dtype=float),
-                                        "reused": df["reused"].to_numpy()}))
+                               features=feats, engine=engine)
+        alone = dict(zip(names, np.eye(len(names))))  # the ratios of each pool trained alone
+        runs = [(name, n, seed) for name in names
+                for n in sorted({max(1, int(round(m * pools[s.name][name]))) for m in ccfg.passes})
+                for seed in ccfg.seeds]
+        df = runner.measure_runs([(alone[name], n, seed) for name, n, seed in runs])
+        pool = [name for name, _, _ in runs]
+        frames.append(pd.DataFrame({"pool": pool, "source": s.name, "n": df["size"].to_numpy(dtype=float),
+                                    "S": [float(pools[s.name][name]) for name in pool],
+                                    "seed": df["seed"].to_numpy(), "metric": df["metric"].to_numpy(),
+                                    "epochs": df["epochs"].to_numpy(dtype=float), "reused": df["reused"].to_numpy()}))
     return pd.concat(frames, ignore_index=True), pools
 
 
@@ -469,14 +474,72 @@ def predict_stage(ccfg: CurateConfig, predictor, names, available, tokens) -> pd
 def verify_stage(ccfg: CurateConfig, plan, predictor, names, available, tokens, data, scores, target_data,
                  trainer, unit_sizes) -> dict:
     """Train the proxy on the plan and on the reference mixtures at the same budget; measured metric per mixture."""
+    return {label: _measured(ccfg, predictor, names, mix, tokens, data, scores, target_data, trainer, unit_sizes)
+            for label, mix in reference_mixtures(names, available, tokens, plan).items()}
+
+
+def _measured(ccfg: CurateConfig, predictor, names, mix: dict, tokens: float, data, scores, target_data, trainer,
+              unit_sizes) -> dict:
+    """``mix`` predicted and trained at every ``verify_seeds``: mean, sample std and runs of the metric."""
+    results = [_train_on(mix, data, scores, target_data, trainer, seed, unit_sizes) for seed in ccfg.verify_seeds]
+    values = [r["metric"] for r in results]
+    return {**_predicted(ccfg, predictor, names, mix, tokens), "seen": int(results[0]["seen"]),
+            "unique": int(results[0]["unique"]), "measured": float(np.mean(values)),
+            "measured_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "measured_runs": [float(v) for v in values]}
+
+
+def best_pool(predictor, names, available: dict, pools: dict, *, judged_at: float, budget: float) -> tuple[str, dict]:
+    """The "keep only the best data" strategy: of every source's top quality pool, the one the law
+    predicts best at ``judged_at`` (a small budget, where repetition does not yet cost), trained
+    alone for ``budget``, repeated as needed; ``(pool name, {name: (ratio, keep, epochs)})``."""
+    candidates = {}
+    for src in names:
+        pool, size = next(iter(pools[src].items()))  # best first
+        keeps = {n: (size / available[n] if n == src else 1.0) for n in names}
+        candidates[pool] = {n: (float(n == src), keeps[n]) for n in names}
+    sign = 1.0 if predictor.greater_is_better else -1.0
+
+    def score(pool):
+        p, q = (np.array([candidates[pool][n][k] for n in names]) for k in (0, 1))
+        return sign * float(predictor.predict(p, judged_at, q=q))
+
+    pool = max(candidates, key=score)
+    ratios, keeps = ({n: v[k] for n, v in candidates[pool].items()} for k in (0, 1))
+    return pool, _mixture(names, ratios, keeps, available, budget)
+
+
+def frontier_check_stage(ccfg: CurateConfig, frontier, predictor, names, available, tokens, pools, data, scores,
+                         target_data, trainer, unit_sizes) -> dict:
+    """Measure the frontier's decision at its smallest and largest budgets (issue 6b): the plan
+    against keeping everything (natural mixture, unfiltered) at the smallest, and against keeping only
+    the best pool at the largest, each at ``verify_seeds``. ``outcome`` is ``better`` / ``worse`` when
+    the difference of the seed means exceeds two seed standard deviations (pooled), else ``tie``."""
+    frame = frontier.to_frame()
+    total = sum(available.values())
     out = {}
-    for label, mix in reference_mixtures(names, available, tokens, plan).items():
-        results = [_train_on(mix, data, scores, target_data, trainer, seed, unit_sizes) for seed in ccfg.verify_seeds]
-        values = [r["metric"] for r in results]
-        out[label] = {**_predicted(ccfg, predictor, names, mix, tokens), "seen": int(results[0]["seen"]),
-                      "unique": int(results[0]["unique"]), "measured": float(np.mean(values)),
-                      "measured_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                      "measured_runs": [float(v) for v in values]}
+    for which, i in (("smallest", 0), ("largest", len(frame) - 1)):
+        row = frame.iloc[i]
+        budget = float(row["budget"])
+        plan = {n: (float(row[f"ratio_{n}"]), float(row[f"keep_{n}"]), float(row[f"epochs_{n}"])) for n in names}
+        if which == "smallest":
+            label = "keep everything"
+            other = _mixture(names, {n: available[n] / total for n in names}, dict.fromkeys(names, 1.0),
+                             available, budget)
+        else:
+            pool, other = best_pool(predictor, names, available, pools, judged_at=float(frame["budget"].iloc[0]),
+                                    budget=budget)
+            label = f"only {pool}"
+        entry = {"budget": budget, "multiple": budget / tokens, "against": label}
+        for name, mix in (("plan", plan), (label, other)):
+            entry[name] = _measured(ccfg, predictor, names, mix, budget, data, scores, target_data, trainer,
+                                    unit_sizes)
+        diff = entry["plan"]["measured"] - entry[label]["measured"]
+        sd = float(np.sqrt((entry["plan"]["measured_std"] ** 2 + entry[label]["measured_std"] ** 2) / 2))
+        gain = diff if trainer.greater_is_better else -diff
+        entry.update(difference=diff, sd=sd,
+                     outcome="tie" if abs(diff) <= 2 * sd else ("better" if gain > 0 else "worse"))
+        out[which] = entry
     return out
 
 
@@ -573,7 +636,8 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
         return metrics
 
     t0 = time.perf_counter()
-    runs, pools = measure_stage(ccfg, run_dir, chosen, data, scores, target_data, trainer)
+    runs, pools = measure_stage(ccfg, run_dir, chosen, data, scores, target_data, trainer,
+                                engine=getattr(cfg, "engine", None))
     write_text(run_dir.path("pool_runs.csv"), runs.to_csv(index=False, float_format="%.10g"))
     metrics["runs"] = {"total": int(len(runs)), "trained": int((~runs["reused"]).sum()),
                        "reused": int(runs["reused"].sum())}
@@ -585,7 +649,7 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     law, predictor, X_law, y_law = fit_stage(ccfg, runs, pools, trainer.rows_of(target_data), seed,
                                              greater_is_better=trainer.greater_is_better)
     metrics["law"] = {"params": law.params_, "converged": bool(law.converged_),
-                      "mean_abs_rel_error": float(law.score(X_law, y_law))}
+                      "mean_abs_rel_error": -float(law.score(X_law, y_law))}
     write_json(run_dir.path("law.json"), {
         "law": "QualityQuantity", "form": law.form, **metrics["law"],
         "pools": {src: [[k, v] for k, v in p.items()] for src, p in pools.items()}})  # best first (JSON sorts keys)
@@ -652,6 +716,12 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
             ccfg, plan, predictor, names, available, tokens, data, scores, target_data, trainer, unit_sizes))
     metrics["verified"] = verified
     metrics["check"] = None if not verified else compare_plan(verified, trainer.greater_is_better)
+    if ccfg.verify and ccfg.verify_frontier:
+        key = {"frontier": metrics["frontier"], "seeds": list(ccfg.verify_seeds), "trainer": trainer.signature,
+               "pools": pools, **inputs}
+        metrics["frontier_check"] = run_dir.cached("frontier_check.json", key, lambda: frontier_check_stage(
+            ccfg, frontier, predictor, names, available, tokens, pools, data, scores, target_data, trainer,
+            unit_sizes))
     timings["verify"] = time.perf_counter() - t0
     if done("verify", record=ccfg.verify):  # recorded only when the config asks for it
         return metrics
@@ -772,7 +842,7 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, fron
         "proxy trainer": trainer.signature,
         "quality pools": f"{ccfg.pools}, {sum(len(p) for p in pools.values())} pools",
         "pool runs": int(len(runs)),
-        "law": f"QualityQuantity (form {law.form}), mean abs. rel. error {law.score(X_law, y_law):.4g}, "
+        "law": f"QualityQuantity (form {law.form}), mean abs. rel. error {-law.score(X_law, y_law):.4g}, "
                f"converged: {bool(law.converged_)}",
         "gradients": plan.provenance.get("gradients"),
         "seed": plan.provenance.get("seed"),

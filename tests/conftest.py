@@ -25,3 +25,17 @@ def minilm():
     from datamix.embed import TextEncoder
 
     return TextEncoder("minilm", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """Ray started once, with 2 CPUs and no dashboard, for every Ray test of the session (skipped
+    without Ray); shut down after the session."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()

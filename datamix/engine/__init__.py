@@ -1,4 +1,5 @@
-"""Execution engines for the per-sample stages (embed, score, apply): ``local`` and ``ray``.
+"""Execution engines for the per-sample stages (embed, score, apply) and the proxy trainings
+(measure): ``local`` and ``ray``.
 
 An engine maps a *shard step* over a list of shard tasks and yields one result row per task. A
 shard step is a callable class (STYLE §5)::
@@ -17,14 +18,28 @@ shards (batch boundaries = shard boundaries), so they give bitwise the same resu
   actors (the step is built once per actor; ``num_gpus`` per actor for embedding when the cluster
   has GPUs), restarting a killed actor and retrying its shard.
 
+An engine also maps a function over independent *tasks* (:meth:`Engine.map_tasks`): the
+``measure`` stage of curate trains one proxy per task (:class:`datamix.proxy.runs.MixtureRunner`)::
+
+    for i, result in engine.map_tasks(fn, items, shared=shared, stage="measure"):
+        ...                                      # result = fn(items[i], **shared), as tasks finish
+
+``shared`` (the trainer, the training data, the target) is handed to every call; ``fn`` is a
+module-level function. The local engine calls ``fn`` in item order; the Ray engine runs one Ray task
+per item (``num_cpus`` 1, and one GPU when the cluster has GPUs and the work can use one), with
+``shared`` put in the object store once, and yields results as tasks finish, so the caller can
+record each at once and a killed run loses only the tasks in flight. ``fn`` is deterministic for
+its item, so both engines give the same results.
+
 Ray is optional: ``pip install 'datamix[ray]'``. Choose the engine in the run config (``engine:
 ray``, see :class:`datamix.config.EngineConfig`) or pass one to :func:`datamix.embed.embed`,
-:func:`datamix.prune.score_stores` and :func:`datamix.apply.apply_plan`.
+:func:`datamix.prune.score_stores`, :func:`datamix.apply.apply_plan` and
+:class:`~datamix.proxy.runs.MixtureRunner`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from datamix.engine.local import LocalEngine
 
@@ -43,6 +58,12 @@ class Engine(Protocol):
         """Run ``step(**fn_kwargs)`` over ``tasks`` (one task per call); yield one result row (a dict
         of scalars and 1-D arrays) per task, in any order. ``stage`` (embed, score, apply) picks the
         resources per worker."""
+
+    def map_tasks(self, fn: Callable, items: Sequence, *, shared: dict, stage: str,
+                  use_gpu: bool = True) -> Iterator[tuple[int, Any]]:
+        """Call ``fn(item, **shared)`` once per item; yield ``(index of the item, result)`` as calls
+        finish, in any order. ``stage`` (measure) picks the resources per task; ``use_gpu=False``
+        takes no GPU unless the stage's resources ask for one."""
 
 
 def require_ray():

@@ -1,8 +1,8 @@
-"""The local engine: shard steps run in this process, one shard after the other, in order."""
+"""The local engine: shard steps (and tasks) run in this process, one after the other, in order."""
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -47,6 +47,13 @@ class LocalEngine:
         fn = step(**fn_kwargs)
         for task in tasks:
             yield from result_rows(fn(task_batch(task)))
+
+    def map_tasks(self, fn: Callable, items: Sequence, *, shared: dict, stage: str,
+                  use_gpu: bool = True) -> Iterator[tuple[int, Any]]:
+        """Yield ``(i, fn(items[i], **shared))`` for each item, in order (``stage`` and
+        ``use_gpu`` only matter on Ray)."""
+        for i, item in enumerate(items):
+            yield i, fn(item, **shared)
 
     def __repr__(self) -> str:
         return "LocalEngine()"

@@ -1,4 +1,5 @@
-"""The Ray engine: shard steps run by Ray Data ``map_batches`` on a pool of actors.
+"""The Ray engine: shard steps run by Ray Data ``map_batches`` on a pool of actors, and
+independent tasks (proxy trainings) as plain Ray tasks.
 
 Each shard task becomes one row of a Ray dataset (one block per task), and ``map_batches`` calls
 the step with ``batch_size=1`` on a fixed pool of actors: the step (an embedding model, the
@@ -7,10 +8,15 @@ object store. A killed actor is restarted and its shard retried (``max_retries``
 step writes its shard files atomically and only the driver lists them in a manifest, a retried or
 re-run shard replaces its own files and no sample is lost or held twice.
 
-Resources per actor come from ``engine.resources.<stage>`` (:class:`datamix.config.StageResources`):
-``num_cpus`` (default 1), ``num_gpus`` (default: 1 for ``embed`` when the cluster has GPUs, else 0)
-and ``concurrency`` (default: as many actors as the cluster's CPUs — or GPUs — allow, at most one
-per task).
+:meth:`RayEngine.map_tasks` runs one Ray task per item instead (the ``measure`` stage: one proxy
+training each), with the arguments all tasks share put once in the object store, and yields each
+result as its task finishes; a task whose worker died is retried ``max_retries`` times.
+
+Resources per actor (or task) come from ``engine.resources.<stage>``
+(:class:`datamix.config.StageResources`): ``num_cpus`` (default 1), ``num_gpus`` (default: 1 for
+``embed`` and ``measure`` when the cluster has GPUs — for ``measure`` only when the work can use
+one — else 0) and ``concurrency`` (default: as many actors, or tasks in flight, as the cluster's
+CPUs — or GPUs — allow, at most one per task).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import inspect
 import logging
 import math
 import warnings
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from datamix.engine import require_ray
 from datamix.engine.local import _item
@@ -28,7 +34,8 @@ __all__ = ["RayEngine"]
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("embed", "score", "apply")
+STAGES = ("embed", "score", "apply", "measure")
+GPU_STAGES = ("embed", "measure")  # stages that take a GPU by default when the cluster has some
 
 
 class _StepActor:
@@ -45,8 +52,20 @@ class _StepActor:
         return self.fn(batch)
 
 
+def _user_error(exc: Exception) -> Exception | None:
+    """The user error (ValueError, TypeError) behind a Ray task error, to raise as such; else None."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, (ValueError, TypeError)) else None
+
+
+def _call(fn: Callable, item, shared: dict):
+    """The body of a :meth:`RayEngine.map_tasks` task (Ray resolves ``shared``, a top-level object
+    reference, before the call)."""
+    return fn(item, **shared)
+
+
 class RayEngine:
-    """Run shard tasks on Ray Data actors.
+    """Run shard tasks on Ray Data actors, and independent tasks as Ray tasks.
 
     Parameters
     ----------
@@ -84,8 +103,9 @@ class RayEngine:
     def __repr__(self) -> str:
         return f"RayEngine(max_retries={self.max_retries}, resources={self.resources})"
 
-    def stage_options(self, stage: str, n_tasks: int) -> dict:
-        """Per-actor ``num_cpus``, ``num_gpus`` and the pool ``size`` for ``stage`` and ``n_tasks`` tasks."""
+    def stage_options(self, stage: str, n_tasks: int, *, use_gpu: bool = True) -> dict:
+        """Per-actor (or per-task) ``num_cpus``, ``num_gpus`` and the pool ``size`` (actors, or tasks
+        in flight) for ``stage`` and ``n_tasks`` tasks; ``use_gpu=False`` takes no GPU by default."""
         import ray
 
         if stage not in STAGES:
@@ -96,7 +116,7 @@ class RayEngine:
         num_cpus = float(res.get("num_cpus") or 1)
         num_gpus = res.get("num_gpus")
         if num_gpus is None:
-            num_gpus = 1.0 if stage == "embed" and gpus > 0 else 0.0
+            num_gpus = 1.0 if stage in GPU_STAGES and use_gpu and gpus > 0 else 0.0
         if num_gpus > gpus:
             raise ValueError(f"engine.resources.{stage}.num_gpus={num_gpus} but the Ray cluster has {gpus:g} "
                              "GPUs; lower it or join a cluster with GPUs")
@@ -143,14 +163,56 @@ class RayEngine:
             for row in ds.iter_rows():
                 yield {k: _item(v) if not isinstance(v, (list, tuple)) else v for k, v in row.items()}
         except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, (ValueError, TypeError)):  # a user error in a step: raise it as such
-                raise cause from exc
-            raise
+            cause = _user_error(exc)
+            if cause is None:
+                raise
+            raise cause from exc
         finally:
             for k, v in saved.items():
                 setattr(ctx, k, v)
             del kwargs_ref
+
+    def map_tasks(self, fn: Callable, items: Sequence, *, shared: dict, stage: str,
+                  use_gpu: bool = True) -> Iterator[tuple[int, Any]]:
+        """Run ``fn(item, **shared)`` as one Ray task per item; yield ``(index, result)`` as tasks finish.
+
+        ``shared`` is put in the object store once, for every task; ``fn`` must be importable by
+        the workers (a module-level function). At most ``size`` tasks are in flight
+        (:meth:`stage_options`), started in item order. When a task raises, the tasks still in
+        flight are cancelled and its error is raised (a ValueError or TypeError as such).
+        """
+        import ray
+
+        items = list(items)
+        if not items:
+            return
+        opts = self.stage_options(stage, len(items), use_gpu=use_gpu)
+        logger.info("ray %s: %d tasks, %d at a time (%g CPU, %g GPU each)", stage, len(items), opts["size"],
+                    opts["num_cpus"], opts["num_gpus"])
+        task = ray.remote(_call).options(num_cpus=opts["num_cpus"], num_gpus=opts["num_gpus"],
+                                         max_retries=self.max_retries)
+        shared_ref = ray.put(shared)
+        todo = iter(enumerate(items))
+        running = {}
+        try:
+            while True:
+                for i, item in todo:
+                    running[task.remote(fn, item, shared_ref)] = i
+                    if len(running) >= opts["size"]:
+                        break
+                if not running:
+                    return
+                [ref], _ = ray.wait(list(running), num_returns=1)
+                i = running.pop(ref)
+                yield i, ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = _user_error(exc)
+            if cause is None:
+                raise
+            raise cause from exc
+        finally:
+            for ref in running:
+                ray.cancel(ref)
 
     def _retry_args(self) -> dict:
         import ray.data

@@ -116,7 +116,7 @@ class Law(RegressorMixin, BaseEstimator):
         tags.input_tags.positive_only = True
         tags.target_tags.positive_only = bool(self.log_target)
         tags.target_tags.required = True
-        # score() is the mean relative error (lower is better, the DESIGN contract), not sklearn's R^2.
+        # score() is the negative mean relative error (at most 0, the DESIGN contract), not sklearn's R^2.
         tags.regressor_tags.poor_score = True
         return tags
 
@@ -275,10 +275,12 @@ class Law(RegressorMixin, BaseEstimator):
         return [dict(zip(names, map(float, theta))) for theta in self._bootstrap_thetas()]
 
     def score(self, X: npt.ArrayLike, y: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None) -> float:
-        """Mean absolute relative error ``mean |y_hat - y| / |y|`` (lower is better)."""
+        """Negative mean absolute relative error, ``-mean |y_hat - y| / |y|``: scikit-learn's convention
+        (higher is better, 0 is perfect), so ``GridSearchCV`` and ``cross_val_score`` rank laws right.
+        :func:`relative_error` gives the error itself."""
         y_pred = self.predict(X)
         y = as_target(y, y_pred.size, log_target=False)
-        return float(np.average(relative_error(y_pred, y), weights=as_weights(sample_weight, y.size)))
+        return -float(np.average(relative_error(y_pred, y), weights=as_weights(sample_weight, y.size)))
 
     @classmethod
     def from_params(cls, params: Mapping[str, float], **hyper):

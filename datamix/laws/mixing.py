@@ -163,7 +163,7 @@ class MultiDomainMixingLaw(RegressorMixin, BaseEstimator):
         if isinstance(template, MixingLaw):
             tags.input_tags = template.__sklearn_tags__().input_tags
             tags.target_tags.positive_only = bool(template.log_target)
-        tags.regressor_tags.poor_score = True  # score() is a relative error, lower is better
+        tags.regressor_tags.poor_score = True  # score() is a negative relative error, at most 0
         return tags
 
     def fit(self, X, y, sample_weight=None):
@@ -225,11 +225,12 @@ class MultiDomainMixingLaw(RegressorMixin, BaseEstimator):
         return lo, hi
 
     def score(self, X, y, sample_weight=None) -> float:
-        """Mean absolute relative error of the weighted sum against ``y @ weights_`` (y per domain)."""
+        """Negative mean absolute relative error of the weighted sum against ``y @ weights_`` (y per
+        domain); higher is better, as in scikit-learn."""
         y_pred = self.predict(X)
         Yv = np.asarray(y, dtype=float).reshape(len(y_pred), -1)
         y = as_target(Yv @ self.weights_, len(y_pred), log_target=False)
-        return float(np.average(relative_error(y_pred, y), weights=as_weights(sample_weight, y.size)))
+        return -float(np.average(relative_error(y_pred, y), weights=as_weights(sample_weight, y.size)))
 
     def _resolve_weights(self, domains):
         if self.weights is None:

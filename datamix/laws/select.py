@@ -133,7 +133,7 @@ def select_law(
     for name, est in candidates.items():
         try:
             fitted[name] = clone(est).fit(X_tr, y[train], w_tr)
-            errors[name] = float(fitted[name].score(X_te, y[~train]))
+            errors[name] = -float(fitted[name].score(X_te, y[~train]))
         except ValueError as exc:
             errors[name], messages[name] = np.inf, str(exc)
             logger.warning("select_law: %s failed: %s", name, exc)

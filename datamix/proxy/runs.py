@@ -17,6 +17,12 @@ classifiers, greater is better; bits per byte for the language model, lower is b
 the target-set cross-entropy; ``seen`` the units (samples or tokens) the run trained on,
 ``unique`` the distinct ones among them and ``epochs = seen / unique``. The file is rewritten atomically on every
 append (readers see the old table or the new one); it is meant for one writer at a time.
+
+The trainings run on an engine (:mod:`datamix.engine`): in this process (``local``, the default)
+or one Ray task each (``ray``). Each run is appended to the table as it finishes, so an
+interrupted call loses only the runs in flight and a rerun trains only the missing ones; at the end
+of a call the table holds its runs in call order, whatever order they finished in, so both engines
+write the same table (up to ``wall_s`` and ``created``).
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from datamix.data.sources import Source, allocate
+from datamix.engine import Engine, get_engine
 from datamix.io import write_text
 from datamix.proxy.trainers import ProxyTrainer
 
@@ -164,6 +171,15 @@ def _ratio_key(ratios: np.ndarray) -> str:
     return ",".join(f"{r:.9f}" for r in ratios)
 
 
+def _train_run(task: tuple, *, trainer, data: Sequence, names: Sequence[str], target) -> dict:
+    """One proxy training, as an engine task: ``task = (counts, seed)`` with ``counts`` the units
+    drawn from each source (shape (n_sources,)); the trainer's results plus ``wall_s`` (seconds)."""
+    counts, seed = task
+    t0 = time.perf_counter()
+    out = trainer.train_mixture(data, names, counts, target, seed=seed)
+    return {**out, "wall_s": round(time.perf_counter() - t0, 6)}
+
+
 class MixtureRunner:
     """Measure mixtures of sources with proxy trainings, reusing the runs table.
 
@@ -183,19 +199,28 @@ class MixtureRunner:
     features : mapping of str to prepared data, optional
         Data of sources by name, row-aligned with the source: features (n_i, n_features) and
         labels (n_i,) for a classifier, :class:`~datamix.proxy.trainers.TokenDocs` for the LM.
-    flush_every : int, default=20
-        New runs are appended to the table in batches of this many (and at the end of each call).
+    flush_every : int, default=1
+        New runs are appended to the table in batches of this many (and at the end of each call):
+        1 records each run as it finishes; raise it for trainings of milliseconds, where rewriting
+        the table would dominate.
+    engine : None, str, EngineConfig or Engine, default=None
+        Where the trainings run (:func:`datamix.engine.get_engine`): None or ``"local"`` in this
+        process, one after the other; ``"ray"`` one Ray task each (one GPU each when the cluster
+        has GPUs and the trainer's device is not ``cpu``), with the trainer, the sources' data and
+        the target put in the object store once per call. Both give the same runs.
 
     Attributes
     ----------
     names : list of str
     data_key : str
         Fingerprint of the sources' and target's arrays: runs measured on other data are not reused.
+    engine : Engine
+        The engine the trainings run on.
     """
 
     def __init__(self, sources: Sequence[Source], target, *, trainer: ProxyTrainer | None = None,
                  table: RunsTable | str | Path | None = None, features: Mapping | None = None,
-                 flush_every: int = 20):
+                 flush_every: int = 1, engine: Engine | str | None = None):
         if not sources:
             raise ValueError("MixtureRunner needs at least one source")
         self.sources = list(sources)
@@ -212,7 +237,10 @@ class MixtureRunner:
         self._target = self.trainer.prepare(target, "target")
         self.trainer.check_data(self._data, self._target)
         self.table = RunsTable(table) if isinstance(table, (str, Path)) else table
+        if int(flush_every) != flush_every or flush_every < 1:
+            raise ValueError(f"flush_every={flush_every!r} must be an integer >= 1")
         self.flush_every = int(flush_every)
+        self.engine = get_engine(engine)
         self.data_key = _fingerprint(np.array(self.names, dtype=object), *[a for pair in self._data for a in pair],
                                      *self._target)
 
@@ -242,17 +270,15 @@ class MixtureRunner:
                              "normalise them first")
         return p
 
-    def _train(self, p: np.ndarray, size: int, seed: int) -> dict:
-        t0 = time.perf_counter()
-        out = self.trainer.train_mixture(self._data, self.names, allocate(p, size), self._target, seed=seed)
-        return {**out, "wall_s": round(time.perf_counter() - t0, 6)}
-
     def measure(self, ratios: npt.ArrayLike, size: int, seed: int = 0) -> MixtureRun:
-        """Measure one mixture (or find it in the table); see :meth:`measure_many`."""
-        return self.measure_many([ratios], [size], seeds=[seed], _as_runs=True)[0]
+        """Measure one mixture (or find it in the table); see :meth:`measure_runs`."""
+        r = self.measure_runs([(ratios, size, seed)]).iloc[0]
+        return MixtureRun(r["run_id"], {n: float(r[c]) for n, c in zip(self.names, ratio_columns(self.names))},
+                          int(r["size"]), int(r["seed"]), float(r["metric"]), float(r["loss"]),
+                          0.0 if r["reused"] else float(r["wall_s"]), bool(r["reused"]))
 
-    def measure_many(self, mixtures: npt.ArrayLike, sizes: Sequence[int], *, seeds: npt.ArrayLike = (0,),
-                     _as_runs: bool = False):
+    def measure_many(self, mixtures: npt.ArrayLike, sizes: Sequence[int], *,
+                     seeds: npt.ArrayLike = (0,)) -> pd.DataFrame:
         """Measure every mixture at every size and seed, training only what the table lacks.
 
         Parameters
@@ -270,47 +296,80 @@ class MixtureRunner:
         Returns
         -------
         DataFrame
-            One row per (mixture, size, seed) in the runs-table layout, plus a ``reused`` column.
+            One row per (mixture, size, seed), in that nesting order; see :meth:`measure_runs`.
         """
         mixtures = np.atleast_2d(np.asarray(mixtures, dtype=np.float64))
-        mixtures = np.stack([self._check_ratios(p) for p in mixtures])
-        sizes = [int(n) for n in sizes]
-        if any(n < 1 for n in sizes):
-            raise ValueError(f"sizes must be positive integers, got {sizes}")
         seed_rows = np.asarray(seeds)
         if seed_rows.ndim == 1:
             seed_rows = np.broadcast_to(seed_rows, (len(mixtures), seed_rows.size))
         if seed_rows.ndim != 2 or len(seed_rows) != len(mixtures) or not np.issubdtype(seed_rows.dtype, np.integer):
             raise ValueError(f"seeds has shape {seed_rows.shape} (dtype {seed_rows.dtype}); expected integers, "
                              f"one sequence for all mixtures or a row per mixture ({len(mixtures)}, n_seeds)")
+        return self.measure_runs([(p, n, seed) for p, p_seeds in zip(mixtures, seed_rows)
+                                  for n in sizes for seed in p_seeds])
+
+    def measure_runs(self, runs: Iterable[tuple]) -> pd.DataFrame:
+        """Measure the runs ``(ratios, size, seed)``, training on the engine only what the table lacks.
+
+        Every run is checked before any training. New runs are appended to the table as they
+        finish (``flush_every``), then once more in call order when they finished in another order.
+
+        Parameters
+        ----------
+        runs : iterable of (array-like of shape (n_sources,), int, int)
+            Ratios (>= 0, summing to 1), size (units seen, ``trainer.unit``) and seed of each run.
+
+        Returns
+        -------
+        DataFrame
+            One row per run, in the order given, in the runs-table layout plus a ``reused`` column
+            (True when found in the table instead of trained).
+        """
         known = self.table.read().set_index("run_id") if self.table is not None else None
-        rows, pending = [], []
-        for p, p_seeds in zip(mixtures, seed_rows):
-            for n in sizes:
-                for seed in p_seeds:
-                    rid = self.run_id(p, n, seed)
-                    base = {"run_id": rid, "data_key": self.data_key, "trainer": self.trainer.signature,
-                            "size": n, "seed": int(seed), **dict(zip(ratio_columns(self.names), p))}
-                    if known is not None and rid in known.index:
-                        old = known.loc[rid]
-                        old = old.iloc[-1] if isinstance(old, pd.DataFrame) else old
-                        rows.append({**base, **_result_of(old), "reused": True})
-                        continue
-                    out = self._train(p, n, int(seed))
-                    row = {**base, "metric": out["metric"], "metric_name": self.trainer.metric_name,
+        rows, todo = [], []  # todo: (position in rows, (counts per source, seed)) of the runs to train
+        for ratios, size, seed in runs:
+            p = self._check_ratios(ratios)
+            if int(size) != size or size < 1:
+                raise ValueError(f"sizes must be positive integers, got {size!r}")
+            if not isinstance(seed, (int, np.integer)):
+                raise ValueError(f"seeds must be integers, got {seed!r}")
+            n, seed = int(size), int(seed)
+            rid = self.run_id(p, n, seed)
+            base = {"run_id": rid, "data_key": self.data_key, "trainer": self.trainer.signature,
+                    "size": n, "seed": seed, **dict(zip(ratio_columns(self.names), p))}
+            if known is not None and rid in known.index:
+                old = known.loc[rid]
+                rows.append({**base, **_result_of(old.iloc[-1] if isinstance(old, pd.DataFrame) else old),
+                             "reused": True})
+            else:
+                todo.append((len(rows), (allocate(p, n), seed)))
+                rows.append(base)
+        shared = {"trainer": self.trainer, "data": self._data, "names": self.names, "target": self._target}
+        tasks = self.engine.map_tasks(_train_run, [task for _, task in todo], shared=shared, stage="measure",
+                                      use_gpu=getattr(self.trainer, "device", "cpu") != "cpu")
+        done, pending = [], []  # positions in rows of the trained runs, in the order they finished
+        try:
+            for j, out in tasks:
+                i = todo[j][0]
+                rows[i] = {**rows[i], "metric": out["metric"], "metric_name": self.trainer.metric_name,
                            "loss": out["loss"], "n_train": out["n_train"], "seen": out["seen"],
                            "unique": out["unique"], "epochs": out["seen"] / max(out["unique"], 1),
                            "wall_s": out["wall_s"], "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "reused": False}
-                    rows.append(row)
-                    pending.append({k: v for k, v in row.items() if k != "reused"})
-                    if self.table is not None and len(pending) >= self.flush_every:
-                        self.table.append(pending)
-                        pending = []
-        if self.table is not None and pending:
-            self.table.append(pending)
-        n_new = sum(not r["reused"] for r in rows)
-        logger.info("measured %d runs (%d trained, %d reused from the runs table)", len(rows), n_new, len(rows) - n_new)
-        if _as_runs:
-            return [MixtureRun(r["run_id"], dict(zip(self.names, mixtures[0])), r["size"], r["seed"], r["metric"],
-                               r["loss"], 0.0 if r["reused"] else r["wall_s"], r["reused"]) for r in rows]
+                done.append(i)
+                pending.append(i)
+                if self.table is not None and len(pending) >= self.flush_every:
+                    self._record([rows[k] for k in pending])
+                    pending = []
+        finally:  # also when a training fails or the call is interrupted: keep what finished
+            if self.table is not None:
+                in_order = sorted(done)
+                # runs that finished out of order (Ray) are appended once more in call order (the
+                # table keeps the last copy of a run_id): the table the local engine writes
+                self._record([rows[k] for k in (pending if done == in_order else in_order)])
+        logger.info("measured %d runs (%d trained, %d reused from the runs table)", len(rows), len(todo),
+                    len(rows) - len(todo))
         return pd.DataFrame(rows)
+
+    def _record(self, rows: Sequence[dict]) -> None:
+        """Append trained rows (without their ``reused`` flag) to the table."""
+        self.table.append([{k: v for k, v in r.items() if k != "reused"} for r in rows])

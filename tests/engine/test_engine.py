@@ -35,6 +35,16 @@ def test_local_engine_builds_the_step_once_and_keeps_task_order():
     assert list(LocalEngine().map_shards(Doubler, [], fn_kwargs={"factor": 2}, stage="score")) == []
 
 
+def scaled(item, *, factor):
+    return item * factor
+
+
+def test_local_engine_maps_tasks_in_order():
+    assert list(LocalEngine().map_tasks(scaled, [3, 1, 2], shared={"factor": 2}, stage="measure")) == [
+        (0, 6), (1, 2), (2, 4)]
+    assert list(LocalEngine().map_tasks(scaled, [], shared={"factor": 2}, stage="measure")) == []
+
+
 def test_task_batches_and_result_rows():
     assert {k: v.tolist() for k, v in task_batch({"a": 1, "b": "s"}).items()} == {"a": [1], "b": ["s"]}
     with pytest.raises(ValueError, match="different lengths"):
@@ -60,7 +70,7 @@ def test_engine_config_short_and_long_forms():
     with pytest.raises(ConfigError, match=r"engine.name: Input should be 'local' or 'ray' \(got 'spark'\)"):
         parse_config({"engine": "spark", "data": {"bundled": "digits"}})
     with pytest.raises(ConfigError,
-                       match="unknown key 'engine.resources.train'; allowed keys here: apply, embed, score"):
+                       match="unknown key 'engine.resources.train'; allowed keys here: apply, embed, measure, score"):
         parse_config({"engine": {"name": "local", "resources": {"train": {}}}, "data": {"bundled": "digits"}})
     with pytest.raises(ConfigError, match="'address' and 'num_cpus' apply to engine 'ray' only"):
         parse_config({"engine": {"address": "auto"}, "data": {"bundled": "digits"}})

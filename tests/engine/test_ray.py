@@ -163,3 +163,6 @@ def test_actor_resources_per_stage(ray_cluster, monkeypatch):
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 2.0})
     assert engine.stage_options("embed", 10) == {"num_cpus": 1.0, "num_gpus": 1.0, "size": 2}
     assert engine.stage_options("apply", 40) == {"num_cpus": 1.0, "num_gpus": 0.0, "size": 16}
+    # a proxy training takes one too, unless its trainer runs on the CPU
+    assert engine.stage_options("measure", 40) == {"num_cpus": 1.0, "num_gpus": 1.0, "size": 2}
+    assert engine.stage_options("measure", 40, use_gpu=False) == {"num_cpus": 1.0, "num_gpus": 0.0, "size": 16}

@@ -147,8 +147,8 @@ def test_score_is_mean_absolute_relative_error():
     n = np.array([1e3, 1e4, 1e5])
     pred = power_law(n, **TRUE)
     np.testing.assert_allclose(law.score(n, pred), 0.0, atol=1e-15)
-    np.testing.assert_allclose(law.score(n, pred * 1.25), 0.2)
-    np.testing.assert_allclose(law.score(n, np.array([pred[0] / 2, pred[1], pred[2]])), 1 / 3)
+    np.testing.assert_allclose(law.score(n, pred * 1.25), -0.2)
+    np.testing.assert_allclose(law.score(n, np.array([pred[0] / 2, pred[1], pred[2]])), -1 / 3)
 
 
 def test_from_params_predicts_and_checks_keys():
@@ -167,3 +167,21 @@ def test_log_target_needs_positive_y_and_linear_target_fits_absolute_residuals()
         PowerLaw().fit(n, y - 0.02)
     law = PowerLaw(log_target=False, loss="linear").fit(n, y)
     np.testing.assert_allclose(law.params_["b"], 0.5, rtol=1e-4)
+
+
+def test_score_follows_scikit_learn_so_model_selection_ranks_laws():
+    """score() is higher-is-better (the negative mean relative error): cross_val_score and
+    GridSearchCV pick the better law, and relative_error gives the error itself."""
+    from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+
+    from datamix.laws import relative_error
+
+    n = np.geomspace(1e2, 1e5, 24)
+    y = 0.5 + 30.0 * n ** -0.4 * np.exp(np.random.default_rng(0).normal(0, 0.01, n.size))
+    law = PowerLaw().fit(n, y)
+    assert law.score(n, y) == pytest.approx(-np.mean(relative_error(law.predict(n), y)))
+    assert -0.05 < law.score(n, y) <= 0
+    folds = KFold(3, shuffle=True, random_state=0)
+    assert (cross_val_score(PowerLaw(), n[:, None], y, cv=folds) <= 0).all()
+    search = GridSearchCV(PowerLaw(), {"loss": ["huber", "linear"]}, cv=folds).fit(n[:, None], y)
+    assert search.best_score_ == max(search.cv_results_["mean_test_score"]) and search.best_score_ > -0.05

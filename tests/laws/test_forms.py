@@ -67,8 +67,8 @@ def test_power_law_planted_recovery_and_extrapolation(rng):
     assert abs(err[0]) < 0.15
     train = extrapolation_split(n)
     law = PowerLaw().fit(n[train], y[train])
-    assert law.score(n[~train], y[~train]) < 0.02  # observed 0.6%
-    assert law.score(n[~train], truth[~train]) < 0.02
+    assert -law.score(n[~train], y[~train]) < 0.02  # observed 0.6%
+    assert -law.score(n[~train], truth[~train]) < 0.02
 
 
 def test_chinchilla_planted_recovery_and_extrapolation(rng):
@@ -83,8 +83,8 @@ def test_chinchilla_planted_recovery_and_extrapolation(rng):
     assert np.all(np.abs(err[[1, 2]]) < 0.15)
     train = extrapolation_split(N * D)
     law = Chinchilla(n_starts=6).fit(X[train], y[train])
-    assert law.score(X[~train], truth[~train]) < 0.02  # observed 0.8%
-    assert law.score(X[~train], y[~train]) < 0.02
+    assert -law.score(X[~train], truth[~train]) < 0.02  # observed 0.8%
+    assert -law.score(X[~train], y[~train]) < 0.02
 
 
 def test_data_constrained_planted_recovery_and_extrapolation(rng):
@@ -98,7 +98,7 @@ def test_data_constrained_planted_recovery_and_extrapolation(rng):
     assert np.all(np.abs(relative(full, {"E": 1.8, "beta": 0.37, "R_D_star": 15.0})) < 0.05)
     train = extrapolation_split(X.D)
     law = DataConstrained(n_starts=6).fit(X[train], y[train])
-    assert law.score(X[~train], truth[~train]) < 0.02  # observed 0.2-0.3%
+    assert -law.score(X[~train], truth[~train]) < 0.02  # observed 0.2-0.3%
 
 
 def test_repetition_penalty_planted_recovery_and_extrapolation(rng):
@@ -115,7 +115,7 @@ def test_repetition_penalty_planted_recovery_and_extrapolation(rng):
     assert np.all(np.abs(relative(full, {"E": 1.8, "alpha": 0.35, "gamma": 1.3})) < 0.05)
     train = extrapolation_split(X.D)
     law = RepetitionPenalty(n_starts=4).fit(X[train], y[train])
-    assert law.score(X[~train], truth[~train]) < 0.02  # observed 0.4%
+    assert -law.score(X[~train], truth[~train]) < 0.02  # observed 0.4%
 
 
 # ------------------------------------------------------------------------------ published data
@@ -126,7 +126,7 @@ def test_chinchilla_replication(chinchilla_data):
     # Besiroglu et al. 2024 refit: E = 1.817, alpha = 0.347, beta = 0.367 (A = 477.8, B = 2144).
     np.testing.assert_allclose([law.params_[k] for k in ("E", "alpha", "beta")], [1.817, 0.347, 0.367], atol=0.01)
     np.testing.assert_allclose([law.params_["A"], law.params_["B"]], [477.8, 2144], rtol=0.01)
-    assert law.score(X, y) <= 0.005  # observed 0.470%
+    assert -law.score(X, y) <= 0.005  # observed 0.470%
 
 
 def test_data_constrained_published_two_stage_fit(datablations_182):
@@ -148,7 +148,7 @@ def test_repetition_beyond_the_published_law(datablations_finals, dataset, publi
     cols = ["N", "D", "U"]
     published_form = DataConstrained(n_starts=4).fit(train[cols], train.loss)
     ours = RepetitionPenalty(n_starts=4).fit(train[cols], train.loss)
-    dc_err, our_err = published_form.score(test[cols], test.loss), ours.score(test[cols], test.loss)
+    dc_err, our_err = -published_form.score(test[cols], test.loss), -ours.score(test[cols], test.loss)
     # observed: c4 9.3% -> 4.7%, oscar 11.6% -> 8.6%
     np.testing.assert_allclose(dc_err, published_law_error, atol=0.02)
     assert our_err < 0.8 * dc_err

@@ -71,6 +71,33 @@ def test_plan_is_checked_against_every_baseline_with_ties(done):
     assert check["best single source"]["source"] == best.removeprefix("only ")
 
 
+def test_frontier_is_measured_at_its_ends(done):
+    """6b: the frontier's decision trained at its smallest budget against keeping everything and at
+    its largest against keeping only the best pool, with the outcome judged on two seed sds."""
+    out, metrics = done
+    fc = metrics["frontier_check"]
+    front = pd.read_csv(out / "frontier.csv")
+    assert fc["smallest"]["budget"] == pytest.approx(front["budget"].min())
+    assert fc["largest"]["budget"] == pytest.approx(front["budget"].max())
+    assert fc["smallest"]["against"] == "keep everything"
+    everything = fc["smallest"]["keep everything"]
+    assert all(q == 1.0 for q in everything["keep_fractions"].values())
+    units = {k: v["tokens"] for k, v in metrics["units"].items()}
+    for name, r in everything["ratios"].items():  # natural proportions
+        assert r == pytest.approx(units[name] / sum(units.values()))
+    pool = fc["largest"]["against"].removeprefix("only ")
+    source = pool.split(".")[0]
+    best = fc["largest"][fc["largest"]["against"]]
+    assert best["ratios"][source] == 1.0 and best["keep_fractions"][source] < 1.0  # the source's top pool alone
+    for v in fc.values():
+        plan, other = v["plan"], v[v["against"]]
+        assert len(plan["measured_runs"]) == 2 and plan["seen"] == pytest.approx(v["budget"], rel=0.05)
+        assert v["difference"] == pytest.approx(plan["measured"] - other["measured"])
+        expected = "tie" if abs(v["difference"]) <= 2 * v["sd"] else "better" if v["difference"] < 0 else "worse"
+        assert v["outcome"] == expected
+    assert json.loads((out / "frontier_check.json").read_text())["value"] == fc
+
+
 def test_data_sufficiency_warns_past_four_epochs_and_the_measured_horizon(done):
     out, metrics = done
     assert metrics["data_sufficiency"]["per_source"]

@@ -4,6 +4,7 @@ import pytest
 
 from datamix.data import Source
 from datamix.proxy.runs import MixtureRunner, ProxyTrainer, RunsTable, ratio_columns
+from datamix.proxy.trainers import LMTrainer
 
 
 def make_sources(rng, n=60, d=4, labels=(0, 1, 2)):
@@ -118,6 +119,10 @@ def test_bad_input(setup, rng):
     # a revealed sample larger than its offer is refused when the source is built
     with pytest.raises(ValueError, match="more than the offer_size"):
         Source.from_arrays("big", rng.normal(size=(5, 4)), labels=np.zeros(5), offer_size=3)
+    with pytest.raises(ValueError, match=r"engine='spark'; choose one of \('local', 'ray'\)"):
+        MixtureRunner(sources, target, engine="spark")
+    with pytest.raises(ValueError, match="flush_every=0"):
+        MixtureRunner(sources, target, flush_every=0)
 
 
 def test_one_sample_source_and_disjoint_labels(rng):
@@ -145,3 +150,71 @@ def test_compute_bound_runs_record_seen_unique_epochs(setup, tmp_path):
     assert stored.loc[by[1.0, 240].run_id, "epochs"] == 4.0 and stored["metric_name"].eq("accuracy").all()
     with pytest.raises(ValueError, match="logistic"):
         ProxyTrainer(model="logistic", compute_bound=True)
+
+
+MIXTURES, SIZES, SEEDS = [[1.0, 0.0], [0.5, 0.5]], [30, 50], [0, 1]  # 8 runs
+VOLATILE = ["wall_s", "created"]  # all that may differ between two trainings of a run
+
+
+def same_runs(got, expected):
+    """The same runs, values bitwise equal (rows reused from the table hold seen/unique as floats)."""
+    pd.testing.assert_frame_equal(got.drop(columns=VOLATILE + ["reused"]), expected.drop(columns=VOLATILE + ["reused"]),
+                                  check_exact=True, check_dtype=False)
+
+
+def test_runs_are_recorded_as_they_finish_and_an_interrupted_call_resumes(setup, tmp_path, monkeypatch):
+    sources, target = setup
+    trainer, table = ProxyTrainer(model="logistic"), tmp_path / "runs.csv"
+    train, stored = ProxyTrainer.train_mixture, []
+
+    def killed_at_the_fourth(self, *args, **kwargs):
+        stored.append(len(RunsTable(table).read()))  # runs in the table when this training starts
+        if len(stored) == 4:
+            raise KeyboardInterrupt
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProxyTrainer, "train_mixture", killed_at_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        MixtureRunner(sources, target, trainer=trainer, table=table).measure_many(MIXTURES, SIZES, seeds=SEEDS)
+    assert stored == [0, 1, 2, 3]  # each run was in the table before the next one started
+    monkeypatch.undo()
+    resumed = MixtureRunner(sources, target, trainer=trainer, table=table).measure_many(MIXTURES, SIZES, seeds=SEEDS)
+    assert resumed["reused"].tolist() == [True] * 3 + [False] * 5  # only the missing runs were trained
+    fresh = MixtureRunner(sources, target, trainer=trainer).measure_many(MIXTURES, SIZES, seeds=SEEDS)
+    same_runs(resumed, fresh)
+    assert RunsTable(table).read()["run_id"].tolist() == fresh["run_id"].tolist()
+
+
+@pytest.mark.ray
+def test_ray_engine_writes_the_local_table_and_resumes(ray_cluster, setup, tmp_path):
+    """A compute-bound MLP: the runs of a first mixture are in the table already (an interrupted
+    call); Ray trains the others, one task each, and the table is the one the local engine writes."""
+    sources, target = setup
+    trainer = ProxyTrainer(model="mlp", compute_bound=True, batch_size=16)
+    mixtures = MIXTURES + [[0.2, 0.8]]
+    local = MixtureRunner(sources, target, trainer=trainer, table=tmp_path / "local.csv")
+    expected = local.measure_many(mixtures, SIZES, seeds=SEEDS)
+    MixtureRunner(sources, target, trainer=trainer, table=tmp_path / "ray.csv").measure_many(
+        mixtures[:1], SIZES, seeds=SEEDS)
+    on_ray = MixtureRunner(sources, target, trainer=trainer, table=tmp_path / "ray.csv", engine="ray")
+    assert on_ray.engine.name == "ray"
+    got = on_ray.measure_many(mixtures, SIZES, seeds=SEEDS)
+    assert got["reused"].tolist() == [True] * 4 + [False] * 8  # only the missing runs were trained
+    same_runs(got, expected)
+    pd.testing.assert_frame_equal(on_ray.table.read().drop(columns=VOLATILE),
+                                  local.table.read().drop(columns=VOLATILE), check_exact=True)
+    assert on_ray.measure_many(mixtures, SIZES, seeds=SEEDS)["reused"].all()
+
+
+@pytest.mark.ray
+def test_ray_engine_trains_the_language_model_as_locally(ray_cluster, tmp_path):
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma"]
+    rng = np.random.default_rng(0)
+    texts = [[" ".join(rng.choice(words[k:k + 4], 12)) for _ in range(20)] for k in (0, 2)]
+    sources = [Source.from_arrays(name, t) for name, t in zip("ab", texts)]
+    target = [" ".join(rng.choice(words, 12)) for _ in range(10)]
+    trainer = LMTrainer(width=32, depth=1, heads=4, context=32)
+    runs = {engine: MixtureRunner(sources, target, trainer=trainer, table=tmp_path / f"{engine}.csv", engine=engine)
+            .measure_many([[0.5, 0.5], [0.8, 0.2]], [600, 1500]) for engine in ("local", "ray")}
+    pd.testing.assert_frame_equal(runs["ray"].drop(columns=VOLATILE), runs["local"].drop(columns=VOLATILE),
+                                  check_exact=True)
