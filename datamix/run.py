@@ -138,6 +138,16 @@ def embed_stage(cfg: RunConfig, run: RunDir, sources: list[Source], *, progress:
     return summary
 
 
+def load_features(run: RunDir, source: Source) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings (n, d) float32 of an embedded source, row-aligned, and its labels (n,) as the
+    source holds them (any hashable type), or None when it is unlabelled."""
+    from datamix.data.store import EmbeddingStore
+
+    X = EmbeddingStore(run.embeddings(source.name)).load()
+    labels = source.labels
+    return np.ascontiguousarray(X, dtype=np.float32), None if labels is None else np.asarray(labels)
+
+
 def open_stores(run: RunDir, sources: list[Source]) -> dict:
     """The embedding store of each source, checked against the source's ids."""
     from datamix.data.store import EmbeddingStore

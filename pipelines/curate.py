@@ -44,7 +44,7 @@ from pydantic import ValidationError
 from datamix import __version__
 from datamix.config import CurateConfig, _format_errors
 from datamix.io import save_npy, write_json, write_text
-from datamix.run import RunDir, check_until, embed_stage, load_sources, stage_done
+from datamix.run import RunDir, check_until, embed_stage, load_features, load_sources, stage_done
 
 logger = logging.getLogger(__name__)
 
@@ -165,15 +165,6 @@ def score_method(ccfg: CurateConfig, trainer) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ stages
-def _features(run_dir: RunDir, source) -> tuple[np.ndarray, np.ndarray | None]:
-    """Embeddings (n, d) float32 of a source and its labels (None when unlabelled)."""
-    from datamix.data.store import EmbeddingStore
-
-    X = EmbeddingStore(run_dir.embeddings(source.name)).load()
-    labels = source.labels
-    return np.ascontiguousarray(X, dtype=np.float32), None if labels is None else np.asarray(labels)
-
-
 def _labels_key(y) -> np.ndarray:
     return np.zeros(0, dtype=object) if y is None else y.astype(str).astype(object)
 
@@ -611,8 +602,8 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     write_json(run_dir.path("curate_config.json"), ccfg.model_dump(mode="json"))
     t0 = time.perf_counter()
     metrics["embed"] = embed_stage(cfg, run_dir, chosen + [target], progress=progress)
-    features = {s.name: _features(run_dir, s) for s in chosen}
-    target_features = _features(run_dir, target)
+    features = {s.name: load_features(run_dir, s) for s in chosen}
+    target_features = load_features(run_dir, target)
     timings["embed"] = time.perf_counter() - t0
     if done("embed"):
         return metrics

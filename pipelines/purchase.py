@@ -75,17 +75,25 @@ def _alternatives(names, prices, offers, budget) -> dict:
     return {k: dict(zip(names, v.tolist())) for k, v in out.items() if v.sum() > 0}
 
 
-def _verify(cfg, names, pcfg, trainer, purchases: dict, table) -> dict:
+def _verify(cfg, run_dir, names, pcfg, trainer, purchases: dict, *, progress: bool) -> dict:
     """Train on each purchase drawn from the full offers (bundled data only); mean metric over seeds.
 
-    The trainings are kept in the runs table ``table`` (``verify_runs.csv``): a rerun reuses them.
+    The full offers are embedded like the revealed samples (stores ``offer.<name>``); the trainings
+    are kept in the runs table ``verify_runs.csv``: a rerun reuses both.
     """
+    import dataclasses
+
     from datamix.data.bundled import load_scenario
     from datamix.proxy.runs import MixtureRunner
+    from datamix.run import embed_stage, load_features
 
     options = {k: v for k, v in cfg.data.options.items() if k != "revealed"}
     full = load_scenario(cfg.data.bundled, seed=cfg.seed, revealed=None, **options)
-    runner = MixtureRunner([full.source(n) for n in names], full.target, trainer=trainer, table=table)
+    offers = [dataclasses.replace(full.source(n), name=f"offer.{n}") for n in names]
+    embed_stage(cfg, run_dir, offers, progress=progress)
+    runner = MixtureRunner(offers, load_features(run_dir, full.target), trainer=trainer,
+                           table=run_dir.path("verify_runs.csv"),
+                           features={s.name: load_features(run_dir, s) for s in offers})
     out = {}
     for label, buy in purchases.items():
         counts = np.array([buy[n] for n in names], dtype=float)
@@ -144,7 +152,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     # datamix.run imports datamix.config
     from datamix.predict import OTPredictor, plan_purchase
     from datamix.proxy.runs import MixtureRunner, ProxyTrainer
-    from datamix.run import check_until, load_sources, stage_done
+    from datamix.run import check_until, embed_stage, load_features, load_sources, stage_done
 
     check_until("purchase", STAGES, until)
     t0 = time.perf_counter()
@@ -168,14 +176,24 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     if missing:
         raise ValueError(f"sources {missing} have no price; give purchase.prices or a price per source")
     offers = {s.name: s.total_size for s in chosen}
+    unlabelled = [s.name for s in chosen + [target] if s.labels is None]
+    if unlabelled:
+        raise ValueError(f"{', '.join(map(repr, unlabelled))} ha{'s' if len(unlabelled) == 1 else 've'} no labels: "
+                         "purchase predicts with label-aware optimal transport and a classifier proxy, so every "
+                         "source and the target need a label field (labels of any type: ints, strings)")
     trainer = ProxyTrainer.from_dict(pcfg.trainer)
     for s in chosen:
         if max(pcfg.sizes) > len(s):
             logger.info("source %s reveals %d samples: mixtures of up to %d draw some of them twice",
                         s.name, len(s), max(pcfg.sizes))
 
+    # embed (the shared, resumable stage: vectors pass through, text and images use embed.model)
+    embedded = embed_stage(cfg, run_dir, chosen + [target], progress=progress)
+    features = {s.name: load_features(run_dir, s) for s in chosen}
+
     # measure
-    runner = MixtureRunner(chosen, target, trainer=trainer, table=run_dir.path("runs.csv"))
+    runner = MixtureRunner(chosen, load_features(run_dir, target), trainer=trainer, table=run_dir.path("runs.csv"),
+                           features=features)
     mixtures = _mixtures(len(names), pcfg.n_mixtures, cfg.seed)
     runs = runner.measure_many(mixtures, pcfg.sizes, seeds=_mixture_seeds(pcfg.seeds, len(mixtures)))
     t_measure = time.perf_counter() - t0
@@ -183,6 +201,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
         "datamix_version": __version__,
         "pipeline": "purchase",
         "purchase_config": pcfg.model_dump(mode="json"),
+        "embed": embedded,
         "sources": {s.name: {"revealed": len(s), "offer_size": s.total_size, "price": prices[s.name]} for s in chosen},
         "runs": {"total": int(len(runs)), "trained": int((~runs["reused"]).sum()),
                  "reused": int(runs["reused"].sum()), "seconds": round(t_measure, 3)},
@@ -203,7 +222,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     # fit
     X_t, y_t = runner.target_arrays
     predictor = OTPredictor(target=(X_t, y_t), sizes=pcfg.sizes, seed=cfg.seed, **pcfg.predictor.model_dump())
-    predictor.fit(chosen, runs)
+    predictor.fit(features, runs)
     loo = predictor.loo_predictions()
     write_text(run_dir.path("predictions.csv"), loo.to_csv(index=False, float_format="%.6g"))
     loo_mae = float(np.mean(np.abs(loo["measured"] - loo["predicted"])))
@@ -253,8 +272,8 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
 
     verified = None
     if pcfg.verify and getattr(cfg.data, "bundled", None):
-        verified = _verify(cfg, names, pcfg, trainer, {k: v["buy"] for k, v in points.items()},
-                           run_dir.path("verify_runs.csv"))
+        verified = _verify(cfg, run_dir, names, pcfg, trainer, {k: v["buy"] for k, v in points.items()},
+                           progress=progress)
         for k, v in verified.items():
             points[k]["measured"] = v["mean"]
             points[k]["measured_std"] = v["std"]

@@ -224,10 +224,12 @@ class OTPredictor(TwoStagePredictor):
 
 
 def _arrays_key(pairs) -> tuple:
-    """A cheap identity of (X, y) arrays: shapes and a few sums."""
+    """A cheap identity of (X, y) arrays: shapes and sums (numbers), or the hash of the values as
+    text (labels of any other type: strings, objects)."""
     out = []
     for pair in pairs or []:
         for a in pair:
             a = np.asarray(a)
-            out.append((a.shape, float(np.asarray(a, dtype=np.float64).sum()) if a.dtype != object else len(a)))
+            numeric = np.issubdtype(a.dtype, np.number) or a.dtype == bool
+            out.append((a.shape, float(a.sum(dtype=np.float64)) if numeric else hash(tuple(map(str, a.ravel())))))
     return tuple(out)

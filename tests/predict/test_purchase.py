@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from datamix.config import ConfigError, parse_config
+from datamix.data.bundled import load_scenario
 from datamix.run import RunDir
 from pipelines.purchase import PurchaseConfig, run
 
@@ -75,3 +76,38 @@ def test_purchase_config_errors(tmp_path):
     with pytest.raises(ValueError, match="buys no sample"):
         run(config({**SMALL, "budget": 0.05, "verify": False}), RunDir(tmp_path / "y"))
     assert np.isfinite(PurchaseConfig(budget=1.0).level)
+
+
+def test_purchase_takes_text_sources_with_string_labels(tmp_path):
+    """Text offers go through the shared embed stage (bundled MiniLM) and string labels work in the
+    runs, the label-aware OT and the plan; the full offers are embedded for the verify stage."""
+    cfg = parse_config({
+        "pipeline": "purchase", "name": "text", "seed": 0,
+        "data": {"bundled": "pydocs", "options": {"revealed": 0.3}},
+        "embed": {"model": "minilm", "shard_size": 256},
+        "purchase": {"budget": 60.0, "prices": {"stdlib": 1.0, "stdlib_noisy": 0.3, "reference": 0.2},
+                     "sources": ["stdlib", "stdlib_noisy", "reference"], "sizes": [20, 40], "n_mixtures": 5,
+                     "seeds": [0], "trainer": {"model": "logistic"}, "predictor": {"n_bootstrap": 4},
+                     "max_iter": 10, "verify": True}})
+    run_dir = RunDir(tmp_path / "run")
+    metrics = run(cfg, run_dir, progress=False)
+    assert set(metrics["embed"]) == {"stdlib", "stdlib_noisy", "reference", "target"}
+    assert all(v["dim"] == 384 and v["model"].endswith("all-MiniLM-L6-v2") for v in metrics["embed"].values())
+    assert isinstance(load_scenario("pydocs").target.labels[0], str)  # labels like "text", "numeric"
+    runs = pd.read_csv(run_dir.root / "runs.csv")
+    assert len(runs) == 10 and runs["metric"].between(0, 1).all()
+    plan = yaml.safe_load((run_dir.root / "plan.yaml").read_text())
+    assert sum(cfg.purchase.prices[k] * v for k, v in plan["buy"].items()) <= 60.0 + 1e-9
+    assert set(metrics["verified"]) == set(metrics["compared"])
+    assert all((run_dir.root / "embeddings" / f"offer.{n}").is_dir() for n in ("stdlib", "reference"))
+    again = run(cfg, run_dir, progress=False)  # embeddings, runs and verify trainings are reused
+    assert again["runs"]["trained"] == 0 and again["verified"] == metrics["verified"]
+
+
+def test_purchase_refuses_unlabelled_sources(tmp_path):
+    cfg = parse_config({"pipeline": "purchase", "name": "t", "seed": 0,
+                        "data": {"bundled": "pretrain_text", "options": {"size": 0.05, "target_size": 0.1}},
+                        "purchase": {"budget": 10.0}})
+    with pytest.raises(ValueError, match="no labels.*label field"):
+        run(cfg, RunDir(tmp_path / "run"), progress=False)
+    assert not (tmp_path / "run" / "embeddings").exists()
