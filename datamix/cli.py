@@ -7,6 +7,7 @@ import importlib
 import json
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 from datamix import __version__
@@ -151,7 +152,8 @@ def cmd_info(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="datamix", description="Curate training data with data scaling laws.")
     parser.add_argument("--version", action="version", version=f"datamix {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug messages, and print the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     stage = argparse.ArgumentParser(add_help=False)
@@ -181,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:
+        if args.verbose:  # the whole story for a bug report; the one-line message otherwise
+            traceback.print_exc(file=sys.stderr)
         print(f"datamix: error: {exc}", file=sys.stderr)
         return 2
 

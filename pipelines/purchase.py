@@ -146,7 +146,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     ------
     ValueError
         Unknown stage, no ``purchase`` section, unknown source names, a source without a price or
-        labels, a budget that buys nothing.
+        labels, a training size above a source's revealed samples, a budget that buys nothing.
     """
     # imported here, not at the top: datamix.config may import PurchaseConfig from this module, and
     # datamix.run imports datamix.config
@@ -182,10 +182,12 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
                          "purchase predicts with label-aware optimal transport and a classifier proxy, so every "
                          "source and the target need a label field (labels of any type: ints, strings)")
     trainer = ProxyTrainer.from_dict(pcfg.trainer)
-    for s in chosen:
-        if max(pcfg.sizes) > len(s):
-            logger.info("source %s reveals %d samples: mixtures of up to %d draw some of them twice",
-                        s.name, len(s), max(pcfg.sizes))
+    small = {s.name: len(s) for s in chosen if len(s) < max(pcfg.sizes)}
+    if small:  # a single-source run of that size would repeat revealed samples and pass for unique data
+        raise ValueError(f"purchase.sizes goes up to {max(pcfg.sizes)} but source(s) reveal fewer samples: "
+                         + ", ".join(f"{n} {k}" for n, k in small.items())
+                         + f"; keep purchase.sizes <= {min(small.values())} (trainings on revealed samples "
+                         "only, each drawn once)")
 
     # embed (the shared, resumable stage: vectors pass through, text and images use embed.model)
     embedded = embed_stage(cfg, run_dir, chosen + [target], progress=progress)

@@ -45,6 +45,11 @@ def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
     assert main(["embed", str(cfg), "--out", str(tmp_path / "run")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "nowhere")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["-v", "embed", str(cfg), "--out", str(tmp_path / "run")]) == 2  # -v: the traceback too
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert err.splitlines()[-1].startswith("datamix: error:") and "missing.jsonl" in err.splitlines()[-1]
 
 
 def test_info_describes_the_install(capsys):

@@ -11,7 +11,7 @@ Laws: :class:`PowerLaw`, :class:`Chinchilla`, :class:`DataConstrained` (Muennigh
 held-out extrapolation error.
 """
 
-from .base import Law, relative_error
+from .base import Law, calibrated_interval, fit_residuals, relative_error
 from .filtering import PoolChoice, best_pool_combination
 from .forms import (
     Chinchilla,
@@ -41,12 +41,14 @@ __all__ = [
     "QualityQuantity",
     "RepetitionPenalty",
     "best_pool_combination",
+    "calibrated_interval",
     "chinchilla_loss",
     "compute_optimal_params",
     "data_constrained_loss",
     "effective_data",
     "effective_params",
     "extrapolation_split",
+    "fit_residuals",
     "mixing_law",
     "power_law",
     "qqt_error",

@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import as_target, as_weights, check_level, check_number
-from .base import Law, relative_error
+from .base import Law, calibrated_interval, fit_residuals, relative_error
 
 
 def mixing_law(R: np.ndarray, c: float, k: float, t: np.ndarray) -> np.ndarray:
@@ -209,20 +209,22 @@ class MultiDomainMixingLaw(RegressorMixin, BaseEstimator):
         return self.predict_domains(X) @ self.weights_
 
     def predict_interval(self, X, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-        """Bootstrap interval of the weighted sum.
-
-        Domain laws share ``seed`` and training rows, so their bootstrap replicates resample the same
-        rows and are summed replicate by replicate.
-        """
+        """Interval of the weighted sum: the domain laws' bootstrap refits summed replicate by
+        replicate (they share ``seed`` and training rows, so replicates resample the same rows),
+        spread by the weighted sum's own residuals on the training rows
+        (:func:`~datamix.laws.base.calibrated_interval`)."""
         check_is_fitted(self)
         check_level(level)
-        total = 0.0
+        total, fitted, observed, n_params = 0.0, 0.0, 0.0, 0
         for d, w in zip(self.domains_, self.weights_):
             law = self.laws_[d]
             Z = law._design(X, reset=False)
             total = total + w * np.array([law._model(t, Z, False)[0] for t in law._bootstrap_thetas()])
-        lo, hi = np.quantile(total, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        return lo, hi
+            Z_tr, y_tr, _, free = law._train
+            fitted = fitted + w * law._model(law._theta(), Z_tr, False)[0]
+            observed, n_params = observed + w * y_tr, n_params + int(free.sum())
+        r, multiplicative = fit_residuals(observed, fitted, n_params)
+        return calibrated_interval(total, self.predict(X), r, level, multiplicative=multiplicative)
 
     def score(self, X, y, sample_weight=None) -> float:
         """Negative mean absolute relative error of the weighted sum against ``y @ weights_`` (y per

@@ -379,10 +379,10 @@ class QualityPredictor(BaseEstimator):
         return self._grads(p, N, q)[1]
 
     def predict_interval(self, p, N, q=None, level: float = 0.9) -> tuple[float, float]:
-        """Percentile interval over the law's bootstrap refits (needs a law fitted on data),
-        widened where needed to contain :meth:`predict` (with few refits the percentiles can miss it).
-
-        Returns (nan, nan) for a law made with ``from_params``.
+        """Prediction interval: the law's bootstrap refits, each spread by the law's residuals on
+        its pool runs (:func:`~datamix.laws.base.calibrated_interval`, in the law's error space),
+        so that it covers the law's own error and not only its parameters'; always contains
+        :meth:`predict`. Needs a law fitted on data: (nan, nan) for one made with ``from_params``.
         """
         if not 0 < level < 1:
             raise ValueError(f"level={level!r} must be in (0, 1)")
@@ -392,11 +392,17 @@ class QualityPredictor(BaseEstimator):
         thetas = _bootstrap_params(self.law_)
         if thetas is None:
             return float("nan"), float("nan")
+        from datamix.laws.base import calibrated_interval
+
         with torch.no_grad():
-            vals = [float(self.predict_torch(P, N, Q, params=t)) for t in thetas]
+            vals = np.array([float(self.predict_torch(P, N, Q, params=t)) for t in thetas])
             point = float(self.predict_torch(P, N, Q))
-        lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
-        return float(min(lo, point)), float(max(hi, point))
+        flip = self.output == "accuracy"  # the law models the error, 1 - accuracy
+        r, multiplicative = self.law_._residuals()
+        lo, hi = calibrated_interval((1.0 - vals if flip else vals)[:, None], np.array([1.0 - point if flip else point]),
+                                     r, level, multiplicative=multiplicative)
+        lo, hi = (1.0 - float(hi[0]), 1.0 - float(lo[0])) if flip else (float(lo[0]), float(hi[0]))
+        return lo, hi
 
 
 def _nested_pool(q: torch.Tensor, t: dict) -> dict:

@@ -73,6 +73,9 @@ def test_purchase_config_errors(tmp_path):
         PurchaseConfig(budget=1.0, sizes=[0, 10])
     with pytest.raises(ValueError, match="unknown source"):
         run(config({**SMALL, "sources": ["clean", "nope"]}), RunDir(tmp_path / "x"))
+    with pytest.raises(ValueError, match=r"sizes goes up to 250 .*clean 200.*<= 200"):
+        run(config({**SMALL, "sizes": [50, 250]}), RunDir(tmp_path / "z"))
+    assert not (tmp_path / "z" / "runs.csv").exists()
     with pytest.raises(ValueError, match="buys no sample"):
         run(config({**SMALL, "budget": 0.05, "verify": False}), RunDir(tmp_path / "y"))
     assert np.isfinite(PurchaseConfig(budget=1.0).level)

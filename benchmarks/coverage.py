@@ -1,0 +1,110 @@
+"""Do the intervals hold what they claim? Empirical coverage of nominal 90% intervals, and their width.
+
+Every interval datamix draws is the bootstrap refits of a law spread by the law's residuals on its
+own points (``datamix.laws.calibrated_interval``). This prints, for each case the project can
+measure, the share of held-out measurements inside the interval and the median width (relative to
+the prediction), next to the parameter bootstrap alone (what the intervals were before):
+
+- data-constrained runs (datablations, C4 and OSCAR): ``DataConstrained`` fitted on runs of <= 7
+  epochs, intervals for the 14- and 44-epoch runs; and fitted on every other run, intervals for the
+  rest (interpolation);
+- RegMix: a ``MixingLaw`` fitted on the 512 training mixtures of 1M-parameter runs, intervals for
+  the 256 test mixtures at 1M;
+- curate / purchase runs: the verify stage's measured mixtures against the intervals the run
+  predicted, read from the ``metrics.json`` of run directories given with ``--runs`` (e.g. after
+  ``datamix run configs/quickstart.yaml --out runs/quickstart``).
+
+Goal: coverage between 80% and 95% in each case.
+
+    python benchmarks/coverage.py [--reference DIR] [--runs runs/quickstart runs/pydocs ...]
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+from laws_data import datablations_curves, parse_args, regmix, table
+from sklearn.exceptions import ConvergenceWarning
+
+from datamix.laws import DataConstrained, MixingLaw
+
+LEVEL = 0.9
+COLS = ["N", "D", "U"]
+
+
+def _row(case: str, law, X, y) -> list:
+    """Coverage and median relative width of the calibrated interval and of the bootstrap alone."""
+    lo, hi = law.predict_interval(X, level=LEVEL)
+    pred = law.predict(X)
+    boot = np.array([type(law).from_params(p, **_hyper(law)).predict(np.asarray(X)) for p in law.bootstrap_params()])
+    b_lo, b_hi = np.quantile(boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
+    inside = (lo <= y) & (y <= hi)
+    return [case, len(y), 100 * inside.mean(), 100 * np.median((hi - lo) / pred),
+            100 * ((b_lo <= y) & (y <= b_hi)).mean(), 100 * np.median((b_hi - b_lo) / pred)]
+
+
+def _hyper(law) -> dict:
+    return {"form": law.form} if hasattr(law, "form") else {}
+
+
+def _fit(law, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return law.fit(X, y)
+
+
+def law_cases(ref: Path) -> list[list]:
+    rows = []
+    finals = datablations_curves(ref).sort_values("D").groupby(["data", "N", "epochs"]).tail(1)
+    for data in ("c4", "oscar"):
+        runs = finals[finals.data == data].sort_values(["N", "epochs"]).reset_index(drop=True)
+        train, test = runs[runs.epochs <= 7], runs[runs.epochs >= 14]
+        law = _fit(DataConstrained(n_bootstrap=20, seed=0), train[COLS], train.loss)
+        rows.append(_row(f"data-constrained {data}, held-out 14-44 epochs", law, test[COLS], test.loss.to_numpy()))
+        even = runs.index % 2 == 0
+        law = _fit(DataConstrained(n_bootstrap=20, seed=0), runs[even][COLS], runs[even].loss)
+        rows.append(_row(f"data-constrained {data}, every other run held out", law, runs[~even][COLS],
+                         runs[~even].loss.to_numpy()))
+    X_train, y_train = regmix(ref, "train", "1m")
+    X_test, y_test = regmix(ref, "test", "1m")
+    law = _fit(MixingLaw(n_bootstrap=20, seed=0), X_train, y_train)
+    rows.append(_row("RegMix 1M, 256 test mixtures", law, X_test, y_test))
+    return rows
+
+
+def run_cases(run_dirs: list[Path]) -> list[list]:
+    """Verified mixtures of finished curate / purchase runs against the intervals they predicted."""
+    rows = []
+    for run in run_dirs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        if metrics.get("pipeline") == "purchase":
+            points = [(v["measured"], *v["interval"], v["predicted"]) for v in (metrics.get("compared") or {}).values()
+                      if "measured" in v and "interval" in v]
+        else:
+            points = [(v["measured"], *v["interval"], v["predicted"]) for v in (metrics.get("verified") or {}).values()
+                      if isinstance(v, dict) and "measured" in v]
+            points += [(v[k]["measured"], *v[k]["interval"], v[k]["predicted"])
+                       for v in (metrics.get("frontier_check") or {}).values() for k in ("plan", v["against"])]
+        if not points:
+            print(f"{run}: no verified mixtures with intervals")
+            continue
+        y, lo, hi, pred = np.array(points, dtype=float).T
+        rows.append([f"{metrics.get('pipeline')} verify: {run.name}", len(y), 100 * np.mean((lo <= y) & (y <= hi)),
+                     100 * np.median((hi - lo) / np.abs(pred)), "-", "-"])
+    return rows
+
+
+def main() -> None:
+    args = parse_args(__doc__, lambda ap: ap.add_argument("--runs", type=Path, nargs="*", default=[],
+                                                        help="finished curate or purchase run directories"))
+    rows = law_cases(args.reference) + run_cases(args.runs)
+    print(table(rows, ["case", "points", "coverage %", "median width %", "bootstrap-only coverage %",
+                       "bootstrap-only width %"], f"Nominal {LEVEL:.0%} intervals: share of held-out measurements inside"))
+    print("goal: coverage between 80% and 95% in every case")
+
+
+if __name__ == "__main__":
+    main()
