@@ -77,8 +77,13 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
     for which, v in (metrics.get("frontier_check") or {}).items():
         print(f"  frontier at {v['multiple']:.3g}x ({which}): plan {v['plan']['measured']:.4g} vs {v['against']} "
               f"{v[v['against']]['measured']:.4g}: {v['outcome']} ({v['difference']:+.4g}, seed sd {v['sd']:.2g})")
+    for name, v in (metrics.get("compared") or {}).items():  # purchase: the plan and its alternatives
+        measured = f", measured {v['measured']:.4g}" if v.get("measured") is not None else ""
+        print(f"  {name}: buy {v['buy']} for {v['cost']:g}, predicted {v['predicted']:.4g}{measured}")
+    if "decision" in metrics:
+        print(f"  decision: {metrics['decision']}")
     for name, v in (metrics.get("verified") or {}).items():
-        if isinstance(v, dict) and "measured" in v:
+        if isinstance(v, dict) and "measured" in v and "compared" not in metrics:
             print(f"  measured {name}: {v['measured']:.4g} (predicted {v.get('predicted', float('nan')):.4g})")
     for name in ("report.html", "predicted_vs_measured.png", "prune_eval/metrics.png"):
         if (run_dir.root / name).exists():

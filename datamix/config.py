@@ -29,7 +29,11 @@ class _Strict(BaseModel):
 
 
 class SourceConfig(_Strict):
-    """One source read from local files or the HF hub."""
+    """One source read from local files or the HF hub.
+
+    price : price of one sample (purchase); offer_size : samples on offer when the files hold only
+    the revealed part; owned : data the buyer already has (price 0, used in full by ``purchase``).
+    """
 
     name: str
     path: str | list[str] | None = None
@@ -42,6 +46,7 @@ class SourceConfig(_Strict):
     id: str | None = None
     price: float | None = Field(default=None, ge=0)
     offer_size: int | None = Field(default=None, ge=1)
+    owned: bool = False
 
     @field_validator("name")
     @classmethod
@@ -52,6 +57,10 @@ class SourceConfig(_Strict):
     def _one_origin(self):
         if (self.path is None) == (self.hub is None):
             raise ValueError("give exactly one of 'path' (local files) or 'hub' (a dataset id)")
+        if self.owned and (self.price or 0) != 0:
+            raise ValueError(f"owned: true with price {self.price}: owned data costs nothing (leave price out)")
+        if self.owned and self.offer_size is not None:
+            raise ValueError("owned: true with offer_size: an owned source is all there (leave offer_size out)")
         return self
 
 

@@ -100,8 +100,8 @@ def load_sources(cfg: RunConfig, run: RunDir) -> tuple[list[Source], Source | No
         return sc.sources, sc.target
 
     def build(sc) -> Source:
-        options = dict(field=sc.field, kind=sc.kind, label_field=sc.label, id_field=sc.id, price=sc.price,
-                       offer_size=sc.offer_size)
+        options = dict(field=sc.field, kind=sc.kind, label_field=sc.label, id_field=sc.id,
+                       price=0.0 if sc.owned else sc.price, offer_size=sc.offer_size)
         if sc.hub is not None:
             return Source.from_hub(sc.name, sc.hub, split=sc.split, **options)
         return Source.from_files(sc.name, cfg.resolve(sc.path), format=sc.format,

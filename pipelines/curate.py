@@ -144,15 +144,25 @@ def _validate(ccfg: CurateConfig, sources, target, resolve=None) -> dict:
     for m in ccfg.frontier:
         if tokens * m < 1:
             raise ValueError(f"curate.frontier multiple {m} of tokens={tokens} is below one sample")
-    batch = trainer.batch_size * (1 if classifier else trainer.context)
-    smallest = min(available.values()) / ccfg.buckets * min(ccfg.passes)
-    if smallest < batch:
-        raise ValueError(f"the smallest pool run ({smallest:.0f} {trainer.unit} seen: 1/curate.buckets of the "
-                         f"smallest source x min(curate.passes)) is below one batch of the proxy ({batch} "
-                         f"{trainer.unit}); raise the smallest pass or lower curate.trainer.batch_size")
+    check_pool_runs(ccfg, trainer, available)
     return {"names": names, "sources": chosen, "available": available, "tokens": tokens,
             "constraints": constraints, "filtered": filtered, "trainer": trainer, "docs": docs,
             "score_method": method}
+
+
+def check_pool_runs(ccfg: CurateConfig, trainer, available: dict, *, after: str = "") -> None:
+    """Refuse pool runs smaller than one batch of the proxy (the smallest: 1/buckets of the smallest
+    source, at the smallest pass), naming the source; ``after`` says what shrank it (dedup)."""
+    from datamix.proxy.trainers import ProxyTrainer
+
+    batch = trainer.batch_size * (1 if isinstance(trainer, ProxyTrainer) else trainer.context)
+    name = min(available, key=available.get)
+    smallest = available[name] / ccfg.buckets * min(ccfg.passes)
+    if smallest < batch:
+        raise ValueError(f"the smallest pool run ({smallest:.0f} {trainer.unit} seen: 1/curate.buckets of source "
+                         f"{name!r}'s {available[name]} {trainer.unit}{after} x min(curate.passes)) is below one "
+                         f"batch of the proxy ({batch} {trainer.unit}); raise the smallest pass, lower "
+                         "curate.buckets or curate.trainer.batch_size")
 
 
 def score_method(ccfg: CurateConfig, trainer) -> str:
@@ -615,6 +625,7 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     chosen, features, data, metrics["dedup"] = dedup_stage(ccfg, run_dir, chosen, features, data, trainer, seed)
     if metrics["dedup"] is not None:
         available = {n: trainer.size_of(data[n]) for n in names}
+        check_pool_runs(ccfg, trainer, available, after=" left after dedup")
         resolved["available"] = available
         if ccfg.tokens is None:
             tokens = metrics["tokens"] = int(sum(available.values()))

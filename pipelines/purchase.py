@@ -17,6 +17,7 @@ already in ``runs.csv`` and ``verify_runs.csv``: a rerun trains nothing it has t
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 
@@ -60,10 +61,13 @@ def _mixture_seeds(seeds: list[int], n_mixtures: int) -> np.ndarray:
 
 
 def _alternatives(names, prices, offers, budget) -> dict:
-    """Simple purchases to compare with: the cheapest samples first, and the budget split evenly."""
+    """Purchases to compare with, owned (price 0) sources always in full: buy nothing (owned data
+    alone, when there is some), the cheapest samples first, the budget split evenly, and the whole
+    budget on each single offer (``only <name>``)."""
     c = np.array([prices[n] for n in names])
     o = np.array([offers[n] for n in names])
-    out = {}
+    owned = np.where(c == 0, o, 0)
+    out = {"buy nothing": owned} if owned.any() else {}
     left, buy = budget, np.zeros(len(names), int)
     for i in np.argsort(c, kind="stable"):
         buy[i] = o[i] if c[i] == 0 else min(o[i], int(np.floor(left / c[i] + 1e-9)))
@@ -72,7 +76,28 @@ def _alternatives(names, prices, offers, budget) -> dict:
     share = budget / len(names)
     out["even_spend"] = np.array([o[i] if c[i] == 0 else min(o[i], int(np.floor(share / c[i] + 1e-9)))
                                   for i in range(len(names))])
+    for i in np.flatnonzero(c > 0):
+        single = owned.copy()
+        single[i] = min(o[i], int(np.floor(budget / c[i] + 1e-9)))
+        out[f"only {names[i]}"] = single
     return {k: dict(zip(names, v.tolist())) for k, v in out.items() if v.sum() > 0}
+
+
+def _decision(points: dict, greater_is_better: bool) -> str:
+    """The plan in one sentence, saying plainly when no purchase is worth its price: the plan's
+    predicted gain over buying nothing inside its own interval."""
+    plan, nothing = points["plan"], points.get("buy nothing")
+    if nothing is None:
+        return f"buy {plan['buy']} for {plan['cost']:g}: predicted {plan['predicted']:.4g}"
+    gain = (plan["predicted"] - nothing["predicted"]) * (1 if greater_is_better else -1)
+    lo, hi = plan["interval"]
+    half = (hi - lo) / 2
+    if plan["cost"] == 0 or gain <= half:
+        return (f"no purchase is clearly worth its price: the best ({plan['buy']} for {plan['cost']:g}) is predicted "
+                f"{gain:+.4g} over the owned data alone ({nothing['predicted']:.4g}), within the plan's own "
+                f"interval (+-{half:.2g})")
+    return (f"buy {plan['buy']} for {plan['cost']:g}: predicted {plan['predicted']:.4g}, {gain:+.4g} over the owned "
+            f"data alone ({nothing['predicted']:.4g}; the plan's interval +-{half:.2g})")
 
 
 def _verify(cfg, run_dir, names, pcfg, trainer, purchases: dict, *, progress: bool) -> dict:
@@ -112,7 +137,7 @@ def _figure(path, loo, points: dict, level: float) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for size, grp in loo.groupby("size"):
         ax.scatter(grp["measured"], grp["predicted"], s=14, alpha=0.7, label=f"revealed runs, N={size} (LOO)")
-    colors = iter(["black", "tab:purple", "tab:brown", "tab:gray"])
+    colors = itertools.cycle(["black", "tab:purple", "tab:brown", "tab:gray", "tab:olive", "tab:cyan", "tab:pink"])
     for label, pt in points.items():
         if pt.get("measured") is None:
             continue
@@ -233,10 +258,22 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     if stop("fit"):
         return metrics
 
-    # plan
-    choice = plan_purchase(predictor, prices=prices, offers=offers, budget=pcfg.budget, max_iter=pcfg.max_iter)
+    # plan: owned data (price 0) in full, unless the prediction says it hurts beyond the plan's interval
+    owned = [n for n in names if prices[n] == 0]
+    choice = plan_purchase(predictor, prices=prices, offers=offers, budget=pcfg.budget, max_iter=pcfg.max_iter,
+                           owned=owned)
     ratios = np.array([choice.ratios[n] for n in names])
     interval = predictor.predict_interval(ratios, choice.size, level=pcfg.level)
+    if owned:
+        free = plan_purchase(predictor, prices=prices, offers=offers, budget=pcfg.budget, max_iter=pcfg.max_iter)
+        beyond = free.predicted > interval[1] if predictor.greater_is_better else free.predicted < interval[0]
+        metrics["owned"] = {"sources": owned, "used_in_full": not beyond, "partial_use_predicted": free.predicted}
+        if beyond:
+            logger.warning("the prediction says using all owned data hurts: %s predicted %.4g, outside the interval "
+                           "(%.4g, %.4g) of using it all", free.buy, free.predicted, *interval)
+            choice = free
+            ratios = np.array([choice.ratios[n] for n in names])
+            interval = predictor.predict_interval(ratios, choice.size, level=pcfg.level)
     factor = choice.size / max(pcfg.sizes)
     if factor > 4:
         logger.warning("the plan trains on %d samples, %.1fx the largest revealed size %d: stage 2 extrapolates "
@@ -269,6 +306,8 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     metrics["predictor"]["extrapolation_factor"] = round(factor, 3)
     metrics["plan"] = plan.to_dict()
     metrics["compared"] = points
+    metrics["decision"] = _decision(points, predictor.greater_is_better)
+    logger.info("purchase: %s", metrics["decision"])
     if stop("optimize"):
         return metrics
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 from scipy.optimize import minimize
@@ -130,7 +131,7 @@ class PurchaseChoice:
     candidates: list = field(default_factory=list)
 
 
-def _optimize_amounts(predictor, x0, prices, offers, budget, sign, max_iter):
+def _optimize_amounts(predictor, x0, prices, offers, budget, sign, max_iter, floor):
     """Maximise sign * predict(x / sum x, sum x) over amounts x under the budget and the offers (SLSQP).
 
     With the prediction F(p, N), p = x / N, N = sum(x): dF/dx_i = g_i / N + dF/dN, g the gradient
@@ -149,9 +150,9 @@ def _optimize_amounts(predictor, x0, prices, offers, budget, sign, max_iter):
     cons = [{"type": "ineq", "fun": lambda x: budget - prices @ x, "jac": lambda x: -prices},
             {"type": "ineq", "fun": lambda x: x.sum() - 1.0, "jac": lambda x: np.ones(k)}]
     with threadpool_limits(1):  # tiny problem: BLAS threads only spin (see base._power_law)
-        res = minimize(fun, x0, jac=True, method="SLSQP", bounds=list(zip(np.zeros(k), offers.astype(float))),
+        res = minimize(fun, x0, jac=True, method="SLSQP", bounds=list(zip(floor, offers.astype(float))),
                        constraints=cons, options={"maxiter": max_iter, "ftol": 1e-10})
-    x = np.clip(res.x, 0, offers)
+    x = np.clip(res.x, floor, offers)
     if prices @ x > budget * (1 + 1e-9) or x.sum() < 1:
         x = x0
     return x
@@ -167,7 +168,7 @@ def _rounded(x, prices, offers, budget):
 
 
 def plan_purchase(predictor, *, prices: dict, offers: dict, budget: float, starts=None,
-                  max_iter: int = 50) -> PurchaseChoice:
+                  max_iter: int = 50, owned: Sequence[str] = ()) -> PurchaseChoice:
     r"""How many samples to buy from each source to get the best predicted metric within ``budget``.
 
     Maximises the prediction of the mixture the purchase makes, at the size it makes, over the
@@ -190,6 +191,9 @@ def plan_purchase(predictor, *, prices: dict, offers: dict, budget: float, start
         Extra starting amounts.
     max_iter : int, default=50
         SLSQP iterations per start.
+    owned : sequence of str, default=()
+        Sources held in full (their whole offer, price 0): data the buyer owns. Every start and
+        the search keep them at ``offers``; the purchase is what comes on top.
 
     Returns
     -------
@@ -198,9 +202,16 @@ def plan_purchase(predictor, *, prices: dict, offers: dict, budget: float, start
     Raises
     ------
     ValueError
-        Unknown or missing source names, negative prices, or a budget that buys nothing.
+        Unknown or missing source names, negative prices, an owned source with a price, or a
+        budget that buys nothing.
     """
     names = list(predictor.sources_)
+    unknown = [n for n in owned if n not in names]
+    if unknown:
+        raise ValueError(f"owned names unknown source(s) {unknown}; the predictor's sources are {names}")
+    priced = [n for n in owned if float(prices.get(n, 0)) != 0]
+    if priced:
+        raise ValueError(f"owned source(s) {priced} have a price; owned data costs nothing (price 0)")
     for what, d in (("prices", prices), ("offers", offers)):
         missing = [n for n in names if n not in d]
         if missing:
@@ -213,6 +224,7 @@ def plan_purchase(predictor, *, prices: dict, offers: dict, budget: float, start
         raise ValueError(f"offers must be >= 1 sample, got {dict(zip(names, o))}")
     if not (np.isfinite(budget) and budget >= 0):
         raise ValueError(f"budget={budget!r} must be a finite number >= 0")
+    floor = np.array([float(o[i]) if n in owned else 0.0 for i, n in enumerate(names)])
     if max_affordable(c, o, budget) < 1:
         raise ValueError(f"budget {budget} buys no sample (cheapest price {c.min()})")
     k = len(names)
@@ -223,12 +235,13 @@ def plan_purchase(predictor, *, prices: dict, offers: dict, budget: float, start
         left -= cheapest[i] * c[i]
     even = np.array([o[i] if c[i] == 0 else min(o[i], budget / k / c[i]) for i in range(k)])
     singles = [np.eye(k)[i] * (o[i] if c[i] == 0 else min(o[i], budget / c[i])) for i in range(k)]
-    candidates = [x for x in [cheapest, even, *singles, *(np.atleast_2d(starts) if starts is not None else [])]
-                  if x.sum() >= 1 and c @ x <= budget * (1 + 1e-9)]
+    candidates = [np.maximum(x, floor) for x in [cheapest, even, *singles,
+                                                 *(np.atleast_2d(starts) if starts is not None else [])]]
+    candidates = [x for x in candidates if x.sum() >= 1 and c @ x <= budget * (1 + 1e-9)]
     sign = 1.0 if predictor.greater_is_better else -1.0
     tried, best = [], None
     for x0 in candidates:
-        x = _optimize_amounts(predictor, np.asarray(x0, dtype=float), c, o, budget, sign, max_iter)
+        x = _optimize_amounts(predictor, np.asarray(x0, dtype=float), c, o, budget, sign, max_iter, floor)
         buy = _rounded(x, c, o, budget)
         if buy.sum() < 1:
             continue

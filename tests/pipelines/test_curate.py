@@ -203,3 +203,16 @@ def test_stages_run_alone_reuse_the_run_directory_and_give_the_same_plan(done, t
     assert (again / "report.html").exists()
     with pytest.raises(ValueError, match="no stage 'bogus'.*embed, score"):
         curate.run(cfg, RunDir(again), progress=False, options=FAST, until="bogus")
+
+
+def test_pool_runs_below_a_batch_are_refused_naming_the_source():
+    """Checked before anything runs and again once dedup has shrunk the sources (pydocs: its
+    boilerplate source keeps 93 of 300 documents)."""
+    from datamix.config import CurateConfig
+    from datamix.proxy.trainers import ProxyTrainer
+
+    ccfg, trainer = CurateConfig(buckets=4, passes=[0.5, 1.0]), ProxyTrainer(model="mlp", batch_size=16)
+    curate.check_pool_runs(ccfg, trainer, {"a": 400, "b": 128})  # 128 / 4 x 0.5 = 16: one batch
+    with pytest.raises(ValueError, match=r"source 'b''s 93 samples left after dedup x min\(curate.passes\)\) is "
+                                         r"below one batch of the proxy \(16 samples\)"):
+        curate.check_pool_runs(ccfg, trainer, {"a": 400, "b": 93}, after=" left after dedup")

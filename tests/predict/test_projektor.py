@@ -229,6 +229,15 @@ def test_plan_purchase_respects_budget_and_offers(clouds):
         plan_purchase(model, prices=prices, offers=offers, budget=0.1)
     with pytest.raises(ValueError, match="lack source"):
         plan_purchase(model, prices={"a": 1.0}, offers=offers, budget=10)
+    # owned data: held at its whole offer in every start; the budget buys what comes on top
+    free = {**prices, "b": 0.0}
+    mine = plan_purchase(model, prices=free, offers=offers, budget=100.0, owned=["b"])
+    assert mine.buy["b"] == 1000 and mine.cost <= 100.0
+    assert all(c["buy"]["b"] == 1000 for c in mine.candidates)
+    with pytest.raises(ValueError, match="owned data costs nothing"):
+        plan_purchase(model, prices=prices, offers=offers, budget=100.0, owned=["b"])
+    with pytest.raises(ValueError, match="owned names unknown"):
+        plan_purchase(model, prices=free, offers=offers, budget=100.0, owned=["z"])
 
 
 def test_contract_and_bad_input(clouds):

@@ -46,7 +46,8 @@ def test_purchase_pipeline_end_to_end(tmp_path):
     assert again["runs"]["trained"] == 0 and again["runs"]["reused"] == 15
     assert again["verified"] == metrics["verified"]  # the verify trainings too, from verify_runs.csv
     verify_runs = pd.read_csv(run_dir.root / "verify_runs.csv")
-    assert len(verify_runs) == len(metrics["compared"]) * len(PurchaseConfig(budget=1.0).seeds)
+    distinct = {tuple(v["buy"].values()) for v in metrics["compared"].values()}  # equal purchases train once
+    assert len(verify_runs) == len(distinct) * len(PurchaseConfig(budget=1.0).seeds)
     assert again["plan"] == metrics["plan"]
     assert metrics["stages_done"] == ["measure", "fit", "optimize", "verify", "report"]
 
@@ -114,3 +115,23 @@ def test_purchase_refuses_unlabelled_sources(tmp_path):
     with pytest.raises(ValueError, match="no labels.*label field"):
         run(cfg, RunDir(tmp_path / "run"), progress=False)
     assert not (tmp_path / "run" / "embeddings").exists()
+
+
+def test_owned_data_is_used_in_full_and_every_alternative_is_compared(tmp_path):
+    """A price-0 source is the buyer's own: the plan holds all of it, and is compared with buying
+    nothing (owned data alone), cheapest first, even spend and each single offer; the decision
+    says in words whether any purchase is worth its price."""
+    metrics = run(config({**SMALL, "prices": {"clean": 0.0}, "verify": False}), RunDir(tmp_path / "run"),
+                  progress=False)
+    offer = metrics["sources"]["clean"]["offer_size"]
+    assert metrics["owned"]["sources"] == ["clean"]
+    compared = metrics["compared"]
+    assert {"plan", "buy nothing", "cheapest_first", "even_spend", "only noisy_labels", "only corrupted"} <= set(compared)
+    assert compared["buy nothing"]["buy"] == {"clean": offer, "noisy_labels": 0, "corrupted": 0}
+    for label, point in compared.items():
+        assert point["buy"]["clean"] == offer, label  # owned data in full everywhere
+    if metrics["owned"]["used_in_full"]:
+        assert metrics["plan"]["buy"]["clean"] == offer
+    decision = metrics["decision"]
+    assert "owned data alone" in decision
+    assert decision.startswith(("no purchase is clearly worth its price", "buy {"))
