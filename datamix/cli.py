@@ -85,7 +85,7 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
     for name, v in (metrics.get("verified") or {}).items():
         if isinstance(v, dict) and "measured" in v and "compared" not in metrics:
             print(f"  measured {name}: {v['measured']:.4g} (predicted {v.get('predicted', float('nan')):.4g})")
-    for name in ("report.html", "predicted_vs_measured.png", "prune_eval/metrics.png"):
+    for name in ("report.html", "prune_eval/metrics.png"):
         if (run_dir.root / name).exists():
             print(f"  see {run_dir.root / name}")
 

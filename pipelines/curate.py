@@ -742,13 +742,17 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
 
 def compare_plan(verified: dict, greater_is_better: bool) -> dict:
     """The measured plan against every other verified mixture: ``better``, ``worse`` or ``tie`` (the
-    difference within two standard errors of the difference of the seed means), with the numbers."""
+    difference within two standard errors of the difference of the seed means), with the numbers;
+    ``same mixture`` where the baseline is the plan itself (e.g. unfiltered when the plan filters nothing)."""
     plan = verified["plan"]
     out = {}
     for label, v in verified.items():
         if label == "plan":
             continue
         diff = plan["measured"] - v["measured"]
+        if _same_mixture(plan, v):
+            out[label] = {"outcome": "same mixture", "difference": float(diff), "se": 0.0}
+            continue
         n = max(1, len(plan["measured_runs"]))
         se = float(np.sqrt((plan["measured_std"] ** 2 + v["measured_std"] ** 2) / n))
         gain = diff if greater_is_better else -diff
@@ -759,6 +763,13 @@ def compare_plan(verified: dict, greater_is_better: bool) -> dict:
         best = (max if greater_is_better else min)(singles, key=lambda k: singles[k]["measured"])
         out["best single source"] = {**out[best], "source": best.removeprefix("only ")}
     return out
+
+
+def _same_mixture(a: dict, b: dict) -> bool:
+    """Whether two verified mixtures train on the same data: equal ratios and, where used, keep-fractions."""
+    return all(abs(a["ratios"][n] - b["ratios"][n]) < 1e-9
+               and (a["ratios"][n] == 0 or abs(a["keep_fractions"][n] - b["keep_fractions"][n]) < 1e-9)
+               for n in a["ratios"])
 
 
 def data_sufficiency(plan, available: dict, runs: pd.DataFrame, unit: str, *, limit: float = 4.0) -> dict:

@@ -10,7 +10,7 @@ purchase (and on two simple alternatives) to measure what the prediction promise
 
 Writes into the run directory: ``config.yaml``, ``runs.csv``, ``plan.yaml`` and ``plan.json``,
 ``predictions.csv`` (leave-one-out stage-1 predictions), ``verify_runs.csv`` (the verify stage's
-trainings), ``predicted_vs_measured.png`` and ``metrics.json``. ``run(..., until=STAGE)``
+trainings), ``report.html`` / ``report.md`` with ``figures/predicted_vs_measured.png``, and ``metrics.json``. ``run(..., until=STAGE)``
 (``datamix fit|optimize|report CONFIG``) stops after a stage of :data:`STAGES`, reusing the runs
 already in ``runs.csv`` and ``verify_runs.csv``: a rerun trains nothing it has trained before.
 """
@@ -28,7 +28,6 @@ from datamix.io import write_text
 
 logger = logging.getLogger(__name__)
 
-FIGURE = "predicted_vs_measured.png"
 STAGES = ("measure", "fit", "optimize", "verify", "report")
 
 
@@ -128,7 +127,9 @@ def _verify(cfg, run_dir, names, pcfg, trainer, purchases: dict, *, progress: bo
     return out
 
 
-def _figure(path, loo, points: dict, level: float) -> None:
+def _figure(loo, points: dict, level: float):
+    """Predicted vs measured: the leave-one-out revealed runs, and every verified purchase with its
+    interval (a Figure; a purchase is drawn once it has been measured)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,10 +154,33 @@ def _figure(path, loo, points: dict, level: float) -> None:
            title=f"OTPredictor: predicted vs measured ({int(level * 100)}% intervals)")
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    return fig
+
+
+def _report(run_dir, plan, loo, points: dict, metrics: dict, pcfg, prices: dict, offers: dict):
+    """``report.html`` / ``report.md`` with ``figures/predicted_vs_measured.png``: the decision in a
+    sentence, the purchase, every alternative with its prediction, interval, cost and (bundled data)
+    measurement, and the inputs."""
+    import pandas as pd
+
+    from datamix.report import write_report
+
+    rows = [{"purchase": label, **{f"buy {n}": pt["buy"][n] for n in pt["buy"]}, "cost": pt["cost"],
+             "samples": pt["size"], "predicted": pt["predicted"], "lo": pt["interval"][0], "hi": pt["interval"][1],
+             "measured": pt.get("measured"), "measured_std": pt.get("measured_std")} for label, pt in points.items()]
+    inputs = {"money budget": pcfg.budget, "prices per sample": prices, "offers (samples)": offers,
+              "owned sources (price 0, used in full)": ", ".join((metrics.get("owned") or {}).get("sources", [])) or "none",
+              "revealed training sizes": pcfg.sizes, "mixtures measured": metrics["runs"]["total"],
+              "proxy trainer": plan.provenance.get("trainer"),
+              "predictor": f"OTPredictor (form {pcfg.predictor.form}), extrapolation {metrics['predictor']['extrapolation']}",
+              "stage-1 leave-one-out MAE": metrics["predictor"]["loo_mae"],
+              "extrapolation factor (plan size / largest revealed size)": metrics["predictor"]["extrapolation_factor"]}
+    notes = [metrics["decision"],
+             f"Intervals are {int(pcfg.level * 100)}% intervals of the prediction (parameter bootstrap and the size laws' "
+             "own residuals). 'measured' is a proxy training on the full offers, for bundled data only; "
+             "elsewhere the leave-one-out revealed runs in the figure are the check."]
+    return write_report(run_dir.root, plan, figures={"predicted_vs_measured": _figure(loo, points, pcfg.level)},
+                        inputs=inputs, comparisons=pd.DataFrame(rows), title="datamix purchase report", notes=notes)
 
 
 def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dict:
@@ -286,7 +310,8 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
         n = sum(buy.values())
         p = np.array([buy[k] for k in names]) / n
         points[label] = {"buy": buy, "size": int(n), "cost": round(sum(prices[k] * buy[k] for k in names), 6),
-                         "predicted": float(predictor.predict(p, n))}
+                         "predicted": float(predictor.predict(p, n)),
+                         "interval": [float(v) for v in predictor.predict_interval(p, n, level=pcfg.level)]}
     from datamix.optimize import Plan, fingerprint
 
     inputs = fingerprint(np.array([runner.data_key, trainer.signature], dtype=object))[:16]
@@ -323,8 +348,9 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     if stop("verify", record=verified is not None):
         return metrics
 
-    _figure(run_dir.path(FIGURE), loo, points, pcfg.level)
-    metrics["figure"] = FIGURE
+    report = _report(run_dir, plan, loo, points, metrics, pcfg, prices, offers)
+    metrics["report"] = {"html": report.html.name, "markdown": report.markdown.name,
+                         "figures": sorted(f"figures/{p.name}" for p in report.figures.values())}
     stop("report")
     return metrics
 

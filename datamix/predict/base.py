@@ -450,7 +450,8 @@ class TwoStagePredictor(BaseEstimator):
         Percentiles of bootstrap predictions (stage 1 refitted on resampled mixtures, ``n_bootstrap``
         times, then stage 2) plus a residual of the nearest revealed size (the largest when
         extrapolating; scaled by :math:`\sqrt{n / (n - \mathrm{dof})}`), drawn at random: the
-        interval covers the fit's uncertainty and the measurement noise of one training.
+        interval covers the fit's uncertainty and the measurement noise of one training. Widened
+        to contain :meth:`predict` (with few refits the percentiles can miss it).
 
         Returns
         -------
@@ -472,7 +473,8 @@ class TwoStagePredictor(BaseEstimator):
             values = np.array([fits[s].predict(Z[s])[0] for s in self.sizes_])
             preds.append(self._combine(values, self.sizes_, N, self.extrapolation_) + rng.choice(residuals))
         lo, hi = np.quantile(preds, [(1 - level) / 2, (1 + level) / 2])
-        return self._clip(float(lo)), self._clip(float(hi))
+        point = float(self.predict(P, N))
+        return self._clip(min(float(lo), point)), self._clip(max(float(hi), point))
 
     def loo_predictions(self) -> pd.DataFrame:
         """Leave-one-out stage-1 predictions of every training run: columns size, measured, predicted."""

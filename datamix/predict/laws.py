@@ -401,8 +401,10 @@ class QualityPredictor(BaseEstimator):
         r, multiplicative = self.law_._residuals()
         lo, hi = calibrated_interval((1.0 - vals if flip else vals)[:, None], np.array([1.0 - point if flip else point]),
                                      r, level, multiplicative=multiplicative)
-        lo, hi = (1.0 - float(hi[0]), 1.0 - float(lo[0])) if flip else (float(lo[0]), float(hi[0]))
-        return lo, hi
+        if not flip:
+            return float(lo[0]), float(hi[0])
+        # an accuracy lies in [0, 1] (the point stays inside even where the law's error passes 1)
+        return min(max(1.0 - float(hi[0]), 0.0), point), max(min(1.0 - float(lo[0]), 1.0), point)
 
 
 def _nested_pool(q: torch.Tensor, t: dict) -> dict:
@@ -554,7 +556,8 @@ class MixingLawPredictor(BaseEstimator):
         return P.grad.numpy().copy()
 
     def predict_interval(self, p, N, level: float = 0.9) -> tuple[float, float]:
-        """The size laws' bootstrap intervals combined by the same log-N rule."""
+        """The size laws' intervals (bootstrap and residuals) combined by the same log-N rule,
+        widened to contain :meth:`predict`."""
         from threadpoolctl import threadpool_limits
 
         check_is_fitted(self)
@@ -565,7 +568,9 @@ class MixingLawPredictor(BaseEstimator):
                 a, b = self.laws_[size].predict_interval(P, level=level)
             lo, hi = lo + w * float(a[0]), hi + w * float(b[0])
         lo, hi = sorted((lo, hi))
-        return (1.0 - hi, 1.0 - lo) if self.greater_is_better else (lo, hi)
+        lo, hi = (1.0 - hi, 1.0 - lo) if self.greater_is_better else (lo, hi)
+        point = float(self.predict(p, N))
+        return min(lo, point), max(hi, point)
 
 
 def accepts_q(fn) -> bool:

@@ -216,3 +216,20 @@ def test_pool_runs_below_a_batch_are_refused_naming_the_source():
     with pytest.raises(ValueError, match=r"source 'b''s 93 samples left after dedup x min\(curate.passes\)\) is "
                                          r"below one batch of the proxy \(16 samples\)"):
         curate.check_pool_runs(ccfg, trainer, {"a": 400, "b": 93}, after=" left after dedup")
+
+
+def test_compare_plan_calls_ties_within_two_standard_errors_and_spots_the_same_mixture():
+    def mix(measured, runs, ratios, keeps):
+        return {"measured": measured, "measured_std": float(np.std(runs, ddof=1)), "measured_runs": runs,
+                "ratios": ratios, "keep_fractions": keeps}
+
+    plan = mix(0.90, [0.89, 0.91], {"a": 1.0, "b": 0.0}, {"a": 1.0, "b": 0.3})
+    verified = {"plan": plan,
+                "unfiltered": mix(0.90, [0.89, 0.91], {"a": 1.0, "b": 0.0}, {"a": 1.0, "b": 1.0}),  # b unused
+                "uniform": mix(0.80, [0.79, 0.81], {"a": 0.5, "b": 0.5}, {"a": 1.0, "b": 1.0}),
+                "only b": mix(0.895, [0.885, 0.905], {"a": 0.0, "b": 1.0}, {"a": 1.0, "b": 1.0})}
+    check = curate.compare_plan(verified, greater_is_better=True)
+    assert check["unfiltered"]["outcome"] == "same mixture"
+    assert check["uniform"]["outcome"] == "better" and check["uniform"]["difference"] == pytest.approx(0.1)
+    assert check["only b"]["outcome"] == "tie"  # 0.005 apart, two s.e. = 2 * sqrt((1e-4 + 1e-4) / 2) = 0.02
+    assert check["best single source"]["source"] == "b"

@@ -32,7 +32,7 @@ def test_purchase_pipeline_end_to_end(tmp_path):
     run_dir = RunDir(tmp_path / "run")
     metrics = run(config(SMALL), run_dir, progress=False)
     for name in ("config.yaml", "runs.csv", "plan.yaml", "plan.json", "predictions.csv", "metrics.json",
-                 "predicted_vs_measured.png"):
+                 "report.html", "report.md", "figures/predicted_vs_measured.png"):
         assert (run_dir.root / name).exists(), name
     plan = yaml.safe_load((run_dir.root / "plan.yaml").read_text())
     prices = {"clean": 1.0, "noisy_labels": 0.2, "corrupted": 0.3}
@@ -50,6 +50,10 @@ def test_purchase_pipeline_end_to_end(tmp_path):
     assert len(verify_runs) == len(distinct) * len(PurchaseConfig(budget=1.0).seeds)
     assert again["plan"] == metrics["plan"]
     assert metrics["stages_done"] == ["measure", "fit", "optimize", "verify", "report"]
+    report = (run_dir.root / "report.md").read_text()
+    assert metrics["decision"] in report and "cheapest_first" in report and "only corrupted" in report
+    for point in metrics["compared"].values():  # every alternative has an interval holding its prediction
+        assert point["interval"][0] <= point["predicted"] <= point["interval"][1]
 
 
 def test_purchase_stages_stop_where_asked_and_reuse_the_runs(tmp_path):
@@ -59,7 +63,7 @@ def test_purchase_stages_stop_where_asked_and_reuse_the_runs(tmp_path):
     assert (run_dir.root / "predictions.csv").exists() and not (run_dir.root / "plan.yaml").exists()
     planned = run(config(SMALL), run_dir, progress=False, until="optimize")
     assert planned["runs"]["trained"] == 0 and (run_dir.root / "plan.yaml").exists()
-    assert "verified" not in planned and not (run_dir.root / "predicted_vs_measured.png").exists()
+    assert "verified" not in planned and not (run_dir.root / "report.html").exists()
     assert json.loads((run_dir.root / "metrics.json").read_text())["stages_done"] == ["measure", "fit", "optimize"]
     with pytest.raises(ValueError, match="no stage 'apply'"):
         run(config(SMALL), run_dir, until="apply")
