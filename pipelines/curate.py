@@ -873,7 +873,11 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, fron
              f"{tokens:g} {trainer.unit} seen, with a QQT law fitted to {len(runs)} compute-bound proxy runs on "
              "quality pools of every source (the top shares by quality score). 'Compared mixtures' were trained by "
              f"the proxy at the same budget and measured on the target set ({metric}; "
-             f"{'higher' if trainer.greater_is_better else 'lower'} is better)."]
+             f"{'higher' if trainer.greater_is_better else 'lower'} is better).",
+             f"Filtering: every sample of a source has a '{resolved['score_method']}' quality score, higher = better; "
+             f"'threshold' is the score at or above which a sample is kept and 'keep_fraction' the share of the "
+             f"source's {trainer.unit} that passes it (nan: the source is not filtered; an unused source has "
+             "neither)."]
     sufficiency = metrics["data_sufficiency"]["warnings"]
     notes.append("Data sufficiency: " + ("; ".join(sufficiency) + "." if sufficiency else
                                          f"no source is repeated past {metrics['data_sufficiency']['limit']:g} "

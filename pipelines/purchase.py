@@ -150,8 +150,9 @@ def _figure(loo, points: dict, level: float):
                             [[p["predicted"], p["measured"]] for p in points.values() if p.get("measured") is not None])
     lims = [float(values.min()) - 0.02, float(values.max()) + 0.02]
     ax.plot(lims, lims, "k--", lw=1)
+    drawn = any(p.get("measured") is not None for p in points.values())  # purchases carry the intervals
     ax.set(xlim=lims, ylim=lims, xlabel="measured metric", ylabel="predicted metric",
-           title=f"OTPredictor: predicted vs measured ({int(level * 100)}% intervals)")
+           title="OTPredictor: predicted vs measured" + (f" ({int(level * 100)}% intervals)" if drawn else ""))
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig

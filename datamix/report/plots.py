@@ -139,16 +139,22 @@ def plot_frontier(frontier, *, chosen: float | None = None, metric: str = "metri
 
 
 def plot_mixture(plan):
-    """The chosen mixture: ratio per source (bars), with keep-fraction and epochs written beside."""
+    """The chosen mixture: ratio per source (bars), with keep-fraction and epochs written beside;
+    a source with a ratio below ``UNUSED`` is labelled "unused" (grey)."""
+    from datamix.report.report import UNUSED
+
     plt = _plt()
     names = list(plan.ratios)
     r = np.array([plan.ratios[n] for n in names])
+    used = r >= UNUSED
+    r = np.where(used, r, 0.0)
     fig, ax = plt.subplots(figsize=(6.2, 0.45 * len(names) + 1.4))
-    ax.barh(names, r, color="tab:blue")
+    ax.barh(names, r, color=np.where(used, "tab:blue", "lightgrey"))
     for i, n in enumerate(names):
         q = plan.keep_fractions.get(n, 1.0)
         e = plan.epochs.get(n, float("nan"))
-        ax.text(r[i] + 0.01, i, f"{r[i]:.3f}  keep {q:.2f}  {e:.2f} ep", va="center", fontsize=8)
+        text = f"{r[i]:.3f}  keep {q:.2f}  {e:.2f} ep" if used[i] else "unused"
+        ax.text(r[i] + 0.01, i, text, va="center", fontsize=8, color="black" if used[i] else "grey")
     ax.set(xlim=(0, max(1.0, float(r.max()) + 0.35)), xlabel="ratio", title="chosen mixture")
     ax.invert_yaxis()
     fig.tight_layout()

@@ -52,26 +52,35 @@ def _fmt(v) -> str:
     return str(v)
 
 
+#: ratios below this are the optimizer's numerical dust: shown as 0, the source as unused
+UNUSED = 1e-6
+
+
 def decision_table(plan) -> pd.DataFrame:
-    """Per source: available, ratio, keep-fraction, threshold, kept, samples seen, epochs, buy."""
+    """Per source: whether it is used, available, ratio, keep-fraction, threshold, kept, samples
+    seen, epochs, buy. A source with a ratio below :data:`UNUSED` shows ratio 0, "unused" and no
+    keep-fraction or threshold (they mean nothing for data that is not trained on)."""
     prov = plan.provenance or {}
     avail = prov.get("available", {}) or {}
     kept = prov.get("kept", {}) or {}
     tokens = prov.get("tokens")
     rows = []
     for n, r in plan.ratios.items():
+        used = r >= UNUSED
+        r = float(r) if used else 0.0
         rows.append({
             "source": n,
+            "used": "yes" if used else "unused",
             "available": avail.get(n),
             "ratio": r,
-            "keep_fraction": plan.keep_fractions.get(n, 1.0),
-            "threshold": plan.thresholds.get(n, math.nan),
+            "keep_fraction": plan.keep_fractions.get(n, 1.0) if used else None,
+            "threshold": plan.thresholds.get(n, math.nan) if used else None,
             "kept": kept.get(n),
             "samples_seen": None if tokens is None else r * float(tokens),
             "epochs": plan.epochs.get(n, math.nan),
             "buy": plan.buy.get(n),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, dtype=object)  # None stays None ("—"), not NaN
 
 
 def _html_table(df: pd.DataFrame) -> str:

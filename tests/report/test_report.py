@@ -88,18 +88,22 @@ def test_report_numbers_equal_the_plans(rendered):
     page = files.html.read_text()
     cells = _cells(page)
     names = list(plan.ratios)
-    assert cells["ratio"] == [plan.ratios[n] for n in names]
-    assert cells["keep_fraction"] == [plan.keep_fractions[n] for n in names]
+    used = [n for n in names if plan.ratios[n] >= 1e-6]
+    assert cells["ratio"] == [plan.ratios[n] if n in used else 0.0 for n in names]
+    assert cells["keep_fraction"] == [plan.keep_fractions[n] for n in used]  # unused sources: no cell value
     assert cells["epochs"] == [plan.epochs[n] for n in names]
-    np.testing.assert_array_equal(cells["threshold"], [plan.thresholds[n] for n in names])  # NaN: unused
+    np.testing.assert_array_equal(cells["threshold"], [plan.thresholds[n] for n in used])  # NaN: not filtered
     assert cells["kept"] == [plan.provenance["kept"][n] for n in names]
     assert cells["samples_seen"] == [plan.ratios[n] * 6000 for n in names]
     m = re.search(r'id="predicted" data-value="([^"]+)"', page)
     assert float(m.group(1)) == plan.predicted
     assert html.escape(plan.to_yaml()) in page  # the plan itself, verbatim
     md = files.markdown.read_text()
-    for n in names:  # Markdown shows the same numbers rounded to 6 significant digits
-        assert f"| {n} | {plan.provenance['available'][n]} | {plan.ratios[n]:.6g} | {plan.keep_fractions[n]:.6g} |" in md
+    for n in used:  # Markdown shows the same numbers rounded to 6 significant digits
+        assert (f"| {n} | yes | {plan.provenance['available'][n]} | {plan.ratios[n]:.6g} | "
+                f"{plan.keep_fractions[n]:.6g} |") in md
+    for n in set(names) - set(used):
+        assert f"| {n} | unused | {plan.provenance['available'][n]} | 0 | — | — |" in md
     assert plan.to_yaml().rstrip() in md
 
 
@@ -122,6 +126,23 @@ def test_rerender_gives_the_same_bytes(fitted, rendered, tmp_path):
 def test_decision_table_columns(rendered):
     plan, *_ = rendered
     t = decision_table(plan)
-    assert list(t.columns) == ["source", "available", "ratio", "keep_fraction", "threshold", "kept", "samples_seen",
-                               "epochs", "buy"]
+    assert list(t.columns) == ["source", "used", "available", "ratio", "keep_fraction", "threshold", "kept",
+                               "samples_seen", "epochs", "buy"]
     assert t["ratio"].sum() == pytest.approx(1.0)
+
+
+def test_unused_sources_show_ratio_zero_and_no_filter():
+    """The optimizer's numerical dust (a ratio of 1e-11) is a source not used: ratio 0, "unused",
+    no keep-fraction or threshold, a grey bar labelled unused."""
+    from datamix.optimize import Plan
+
+    plan = Plan(ratios={"a": 1.0 - 1e-11, "b": 1e-11}, keep_fractions={"a": 0.5, "b": 0.3},
+                thresholds={"a": 0.2, "b": 0.9}, epochs={"a": 2.0, "b": 0.0}, buy={}, predicted=0.9,
+                interval=(0.85, 0.95), provenance={})
+    t = decision_table(plan).set_index("source")
+    assert t.loc["b", "used"] == "unused" and t.loc["b", "ratio"] == 0.0
+    assert t.loc["b", "keep_fraction"] is None and t.loc["b", "threshold"] is None
+    assert t.loc["a", "used"] == "yes" and t.loc["a", "keep_fraction"] == 0.5
+    fig = plot_mixture(plan)
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels[1] == "unused" and labels[0].startswith("1.000  keep 0.50")
