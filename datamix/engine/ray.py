@@ -21,6 +21,7 @@ CPUs — or GPUs — allow, at most one per task).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import math
@@ -52,10 +53,18 @@ class _StepActor:
         return self.fn(batch)
 
 
-def _user_error(exc: Exception) -> Exception | None:
-    """The user error (ValueError, TypeError) behind a Ray task error, to raise as such; else None."""
-    cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, (ValueError, TypeError)) else None
+@contextlib.contextmanager
+def _user_errors():
+    """Raise the user error (ValueError, TypeError) behind a Ray task error as itself."""
+    import ray
+
+    try:
+        yield
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if not isinstance(cause, (ValueError, TypeError)):
+            raise
+        raise cause from exc
 
 
 def _call(fn: Callable, item, shared: dict):
@@ -152,21 +161,17 @@ class RayEngine:
             setattr(ctx, k, options[k])
         kwargs_ref = ray.put(fn_kwargs)
         try:
-            ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
-            with warnings.catch_warnings():
-                # Ray 2.60 takes actor restarts only through the (deprecated) **ray_remote_args
-                warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
-                ds = ds.map_batches(
-                    _StepActor, fn_constructor_args=(step, [kwargs_ref]), batch_size=1, batch_format="numpy",
-                    compute=ray.data.ActorPoolStrategy(size=opts["size"]), num_cpus=opts["num_cpus"],
-                    num_gpus=opts["num_gpus"], **self._retry_args())
-            for row in ds.iter_rows():
-                yield {k: _item(v) if not isinstance(v, (list, tuple)) else v for k, v in row.items()}
-        except ray.exceptions.RayTaskError as exc:
-            cause = _user_error(exc)
-            if cause is None:
-                raise
-            raise cause from exc
+            with _user_errors():
+                ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
+                with warnings.catch_warnings():
+                    # Ray 2.60 takes actor restarts only through the (deprecated) **ray_remote_args
+                    warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+                    ds = ds.map_batches(
+                        _StepActor, fn_constructor_args=(step, [kwargs_ref]), batch_size=1, batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=opts["size"]), num_cpus=opts["num_cpus"],
+                        num_gpus=opts["num_gpus"], **self._retry_args())
+                for row in ds.iter_rows():
+                    yield {k: _item(v) if not isinstance(v, (list, tuple)) else v for k, v in row.items()}
         finally:
             for k, v in saved.items():
                 setattr(ctx, k, v)
@@ -195,21 +200,17 @@ class RayEngine:
         todo = iter(enumerate(items))
         running = {}
         try:
-            while True:
-                for i, item in todo:
-                    running[task.remote(fn, item, shared_ref)] = i
-                    if len(running) >= opts["size"]:
-                        break
-                if not running:
-                    return
-                [ref], _ = ray.wait(list(running), num_returns=1)
-                i = running.pop(ref)
-                yield i, ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:
-            cause = _user_error(exc)
-            if cause is None:
-                raise
-            raise cause from exc
+            with _user_errors():
+                while True:
+                    for i, item in todo:
+                        running[task.remote(fn, item, shared_ref)] = i
+                        if len(running) >= opts["size"]:
+                            break
+                    if not running:
+                        return
+                    [ref], _ = ray.wait(list(running), num_returns=1)
+                    i = running.pop(ref)
+                    yield i, ray.get(ref)
         finally:
             for ref in running:
                 ray.cancel(ref)
