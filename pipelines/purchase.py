@@ -82,6 +82,43 @@ def _alternatives(names, prices, offers, budget) -> dict:
     return {k: dict(zip(names, v.tolist())) for k, v in out.items() if v.sum() > 0}
 
 
+def cross_validate(make, features: dict, runs, names: list, sizes: list, level: float, *, folds: int = 5,
+                   seed: int = 0) -> dict:
+    """The predictor checked on the revealed runs alone, no oracle: its error and the coverage of
+    its ``level`` intervals on runs it was not fitted on.
+
+    ``held-out size``: fitted on every size but the largest, it predicts the largest (an
+    extrapolation, as a purchase asks for). ``held-out mixtures``: the mixtures split into ``folds``
+    groups; fitted on the others at every size, it predicts each group's runs. ``make(sizes)`` builds
+    an unfitted predictor for those sizes. Each entry: ``runs`` (predicted runs), ``mae`` (mean
+    absolute error of the metric), ``coverage`` (share inside their intervals), ``width`` (median).
+    """
+    import pandas as pd
+
+    cols = [f"p_{n}" for n in names]
+    mixture = runs[cols].round(9).astype(str).agg(",".join, axis=1).to_numpy()
+    keys = np.random.default_rng(seed).permutation(np.unique(mixture))
+    splits = {}
+    if len(sizes) >= 3:
+        splits["held-out size"] = [(runs["size"] < max(sizes), sizes[:-1])]
+    if len(keys) >= folds:
+        splits["held-out mixtures"] = [(~np.isin(mixture, part), sizes) for part in np.array_split(keys, folds)]
+    out = {}
+    for label, parts in splits.items():
+        rows = []
+        for train, fit_sizes in parts:
+            predictor = make(fit_sizes).fit(features, runs[train])
+            for _, r in runs[~train].iterrows():
+                p, N = r[cols].to_numpy(dtype=float), float(r["size"])
+                lo, hi = predictor.predict_interval(p, N, level=level)
+                rows.append({"measured": r["metric"], "predicted": float(predictor.predict(p, N)), "lo": lo, "hi": hi})
+        df = pd.DataFrame(rows)
+        out[label] = {"runs": int(len(df)), "mae": float((df.measured - df.predicted).abs().mean()),
+                      "coverage": float(((df.lo <= df.measured) & (df.measured <= df.hi)).mean()),
+                      "width": float((df.hi - df.lo).median())}
+    return out
+
+
 def _decision(points: dict, greater_is_better: bool) -> str:
     """The plan in one sentence, saying plainly when no purchase is worth its price: the plan's
     predicted gain over buying nothing inside its own interval."""
@@ -102,22 +139,22 @@ def _decision(points: dict, greater_is_better: bool) -> str:
 def _verify(cfg, run_dir, names, pcfg, trainer, purchases: dict, *, progress: bool) -> dict:
     """Train on each purchase drawn from the full offers (bundled data only); mean metric over seeds.
 
-    The full offers are embedded like the revealed samples (stores ``offer.<name>``); the trainings
-    are kept in the runs table ``verify_runs.csv``: a rerun reuses both.
+    The full offers are embedded like the revealed samples, into the run directory's ``offers/``
+    (a run directory of its own); the trainings are kept in the runs table ``verify_runs.csv``: a
+    rerun reuses both.
     """
-    import dataclasses
-
     from datamix.data.bundled import load_scenario
     from datamix.proxy.runs import MixtureRunner
-    from datamix.run import embed_stage, load_features
+    from datamix.run import RunDir, embed_stage, load_features
 
     options = {k: v for k, v in cfg.data.options.items() if k != "revealed"}
     full = load_scenario(cfg.data.bundled, seed=cfg.seed, revealed=None, **options)
-    offers = [dataclasses.replace(full.source(n), name=f"offer.{n}") for n in names]
-    embed_stage(cfg, run_dir, offers, progress=progress)
-    runner = MixtureRunner(offers, load_features(run_dir, full.target), trainer=trainer,
+    offers = [full.source(n) for n in names]
+    offers_dir = RunDir(run_dir.path("offers"))
+    embed_stage(cfg, offers_dir, offers + [full.target], progress=progress)
+    runner = MixtureRunner(offers, load_features(offers_dir, full.target), trainer=trainer,
                            table=run_dir.path("verify_runs.csv"),
-                           features={s.name: load_features(run_dir, s) for s in offers})
+                           features={s.name: load_features(offers_dir, s) for s in offers})
     out = {}
     for label, buy in purchases.items():
         counts = np.array([buy[n] for n in names], dtype=float)
@@ -175,6 +212,9 @@ def _report(run_dir, plan, loo, points: dict, metrics: dict, pcfg, prices: dict,
               "proxy trainer": plan.provenance.get("trainer"),
               "predictor": f"OTPredictor (form {pcfg.predictor.form}), extrapolation {metrics['predictor']['extrapolation']}",
               "stage-1 leave-one-out MAE": metrics["predictor"]["loo_mae"],
+              **{f"{label} (revealed runs): error / coverage of {int(pcfg.level * 100)}% intervals / width":
+                 f"{cv['mae']:.4g} / {cv['coverage']:.0%} of {cv['runs']} runs / {cv['width']:.3g}"
+                 for label, cv in metrics["cross_validation"].items()},
               "extrapolation factor (plan size / largest revealed size)": metrics["predictor"]["extrapolation_factor"]}
     notes = [metrics["decision"],
              f"Intervals are {int(pcfg.level * 100)}% intervals of the prediction (parameter bootstrap and the size laws' "
@@ -280,6 +320,12 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     loo_mae = float(np.mean(np.abs(loo["measured"] - loo["predicted"])))
     metrics["predictor"] = {"sizes": predictor.sizes_.tolist(), "extrapolation": predictor.extrapolation_,
                             "extrapolation_scores": predictor.extrapolation_scores_, "loo_mae": loo_mae}
+    metrics["cross_validation"] = cross_validate(
+        lambda sizes: OTPredictor(target=(X_t, y_t), sizes=sizes, seed=cfg.seed, **pcfg.predictor.model_dump()),
+        features, runs, names, list(pcfg.sizes), pcfg.level, seed=cfg.seed)
+    for label, cv in metrics["cross_validation"].items():
+        logger.info("purchase %s: error %.4g, %d%% of %d runs inside their %d%% intervals", label, cv["mae"],
+                    round(100 * cv["coverage"]), cv["runs"], round(100 * pcfg.level))
     if stop("fit"):
         return metrics
 

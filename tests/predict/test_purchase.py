@@ -41,6 +41,10 @@ def test_purchase_pipeline_end_to_end(tmp_path):
     lo, hi = plan["interval"]
     assert lo <= plan["predicted"] <= hi
     assert metrics["runs"]["trained"] == 15 and metrics["verified"]["plan"]["mean"] > 0
+    cv = metrics["cross_validation"]  # checked on the revealed runs alone: 5 mixtures x 3 sizes
+    assert cv["held-out size"]["runs"] == 5 and cv["held-out mixtures"]["runs"] == 15
+    for v in cv.values():
+        assert v["mae"] > 0 and 0 <= v["coverage"] <= 1 and v["width"] > 0
     assert json.loads((run_dir.root / "metrics.json").read_text())["plan"]["buy"] == plan["buy"]
     again = run(config(SMALL), run_dir, progress=False)  # measurements are reused from runs.csv
     assert again["runs"]["trained"] == 0 and again["runs"]["reused"] == 15
@@ -107,7 +111,7 @@ def test_purchase_takes_text_sources_with_string_labels(tmp_path):
     plan = yaml.safe_load((run_dir.root / "plan.yaml").read_text())
     assert sum(cfg.purchase.prices[k] * v for k, v in plan["buy"].items()) <= 60.0 + 1e-9
     assert set(metrics["verified"]) == set(metrics["compared"])
-    assert all((run_dir.root / "embeddings" / f"offer.{n}").is_dir() for n in ("stdlib", "reference"))
+    assert all((run_dir.root / "offers" / "embeddings" / n).is_dir() for n in ("stdlib", "reference"))
     again = run(cfg, run_dir, progress=False)  # embeddings, runs and verify trainings are reused
     assert again["runs"]["trained"] == 0 and again["verified"] == metrics["verified"]
 
@@ -139,3 +143,42 @@ def test_owned_data_is_used_in_full_and_every_alternative_is_compared(tmp_path):
     decision = metrics["decision"]
     assert "owned data alone" in decision
     assert decision.startswith(("no purchase is clearly worth its price", "buy {"))
+
+
+def test_cross_validation_holds_out_the_largest_size_and_folds_of_mixtures():
+    """Bookkeeping on a known answer: a predictor that knows the truth has no error and covers
+    every run; one off by 0.1 with a +-0.05 interval has error 0.1 and covers none. It is fitted
+    only on the runs it does not predict."""
+    from pipelines.purchase import cross_validate
+
+    def truth(p, N):
+        return 0.5 + 0.3 * p[0] - 10.0 / N
+
+    names, sizes = ["a", "b"], [20, 40, 80]
+    mixtures = [(1.0, 0.0), (0.0, 1.0), (0.5, 0.5), (0.2, 0.8), (0.7, 0.3), (0.9, 0.1)]
+    runs = pd.DataFrame([{"p_a": a, "p_b": b, "size": N, "metric": truth((a, b), N)}
+                         for a, b in mixtures for N in sizes])
+
+    class Planted:
+        def __init__(self, sizes, bias):
+            self.sizes, self.bias = sizes, bias
+
+        def fit(self, features, train):
+            assert set(train["size"]) <= set(self.sizes)
+            self.seen = {(r.p_a, r.size) for r in train.itertuples()}
+            return self
+
+        def predict(self, p, N):
+            assert (p[0], N) not in self.seen  # never asked about a run it was fitted on
+            return truth(p, N) + self.bias
+
+        def predict_interval(self, p, N, level):
+            return self.predict(p, N) - 0.05 * (self.bias > 0) - 1e-9, self.predict(p, N) - 0.05 * (self.bias > 0) + 1e-9
+
+    exact = cross_validate(lambda s: Planted(s, 0.0), {}, runs, names, sizes, 0.9, folds=3)
+    assert exact["held-out size"]["runs"] == 6 and exact["held-out mixtures"]["runs"] == 18
+    for v in exact.values():
+        assert v["mae"] == pytest.approx(0.0, abs=1e-12) and v["coverage"] == 1.0
+    off = cross_validate(lambda s: Planted(s, 0.1), {}, runs, names, sizes, 0.9, folds=3)
+    for v in off.values():
+        assert v["mae"] == pytest.approx(0.1) and v["coverage"] == 0.0
