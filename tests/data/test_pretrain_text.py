@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from datamix.data import bundled
+from datamix.data import pretrain_text as pretrain_text_module
 from datamix.data.bundled import NOISY_KINDS, load_scenario
 
 NAMES = ["docs", "code", "reference", "web_noisy"]
@@ -56,7 +56,7 @@ def test_each_source_holds_what_it_claims(scenario):
 
 def test_deterministic_under_the_seed():
     a = load_scenario("pretrain_text", seed=3)
-    bundled._stdlib_texts.cache_clear()  # the harvest itself is deterministic too, not only cached
+    pretrain_text_module._stdlib_texts.cache_clear()  # the harvest itself is deterministic too, not only cached
     b = load_scenario("pretrain_text", seed=3)
     for sa, sb in zip(a.sources + [a.target], b.sources + [b.target]):
         assert sa.samples() == sb.samples() and list(sa.ids) == list(sb.ids)
