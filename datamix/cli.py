@@ -93,21 +93,23 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
 def cmd_embed(args) -> int:
     cfg = load_config(args.config)
     run_dir = _run_dir(cfg, args.out)
-    sources, target = load_sources(cfg, run_dir)
-    everything = sources + ([target] if target is not None else [])
-    for name, s in embed_stage(cfg, run_dir, everything, progress=not args.quiet).items():
-        print(f"{name}: {s['n']} x {s['dim']} -> {run_dir.embeddings(name)}")
+    with run_dir.lock():
+        sources, target = load_sources(cfg, run_dir)
+        everything = sources + ([target] if target is not None else [])
+        for name, s in embed_stage(cfg, run_dir, everything, progress=not args.quiet).items():
+            print(f"{name}: {s['n']} x {s['dim']} -> {run_dir.embeddings(name)}")
     return 0
 
 
 def cmd_score(args) -> int:
     cfg = load_config(args.config)
     run_dir = _run_dir(cfg, args.out)
-    sources, _ = load_sources(cfg, run_dir)
-    embed_stage(cfg, run_dir, sources, progress=not args.quiet)
-    for name, means in score_stage(cfg, run_dir, sources).items():
-        shown = ", ".join(f"{m} {v:.3g}" for m, v in means.items())
-        print(f"{name}: {run_dir.path('scores', name + '.parquet')} (means: {shown})")
+    with run_dir.lock():
+        sources, _ = load_sources(cfg, run_dir)
+        embed_stage(cfg, run_dir, sources, progress=not args.quiet)
+        for name, means in score_stage(cfg, run_dir, sources).items():
+            shown = ", ".join(f"{m} {v:.3g}" for m, v in means.items())
+            print(f"{name}: {run_dir.path('scores', name + '.parquet')} (means: {shown})")
     return 0
 
 

@@ -6,8 +6,13 @@ A run directory holds ``config.yaml``, one folder per stage output (``embeddings
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
+import os
+import socket
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,7 +23,19 @@ from datamix.config import ConfigError, RunConfig
 from datamix.data.sources import Source, check_name
 from datamix.io import atomic_write, json_safe, write_json, write_text
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 logger = logging.getLogger(__name__)
+
+
+class RunDirBusy(ValueError):
+    """Another process is writing into this run directory."""
+
+
+LOCK_FILE = ".datamix.lock"
 
 
 class RunDir:
@@ -34,6 +51,48 @@ class RunDir:
 
     def embeddings(self, source: str) -> Path:
         return self.path("embeddings", source)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the directory's writer lock for the ``with`` block: an OS file lock on
+        ``.datamix.lock``, which holds the writer's pid, host, start time and command, is released
+        when the process ends however it ends, and is removed at the end of the block.
+
+        Raises
+        ------
+        RunDirBusy
+            When another writer holds it, naming that writer.
+        """
+        if fcntl is None:  # pragma: no cover - no flock on this OS: one writer is the user's duty
+            yield self
+            return
+        path = self.root / LOCK_FILE
+        while True:
+            fh = open(path, "a+", encoding="utf-8")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown process"
+                fh.close()
+                raise RunDirBusy(f"run directory {self.root} is in use by another datamix run ({holder}); wait for "
+                                 "it to finish, or give this run another --out") from None
+            try:  # the holder before us may have removed the file between our open and our lock
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fh.fileno()).st_ino:
+                break
+            fh.close()
+        try:
+            fh.truncate(0)  # a killed writer leaves its line behind
+            fh.write(f"pid {os.getpid()} on host {socket.gethostname()}, started "
+                     f"{time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(sys.argv)[:200]}")
+            fh.flush()
+            yield self
+        finally:
+            path.unlink(missing_ok=True)  # before unlocking: a waiting opener sees the inode gone and retries
+            fh.close()
 
     def save_config(self, cfg: RunConfig) -> Path:
         return write_text(self.path("config.yaml"), cfg.to_yaml())
@@ -136,6 +195,19 @@ def embed_stage(cfg: RunConfig, run: RunDir, sources: list[Source], *, progress:
         logger.info("embedded %d %s sources (%d samples) with %s on %s in %.1f s", len(group), kind, n_total,
                     cfg.embed.model, engine.name, seconds)
     return summary
+
+
+def one_writer(run: Callable) -> Callable:
+    """Decorate a pipeline's ``run(cfg, run_dir, ...)`` to hold ``run_dir``'s writer lock while it
+    runs: a second run on the same directory is refused (:class:`RunDirBusy`) instead of mixing its
+    files with the first one's."""
+
+    @functools.wraps(run)
+    def locked(cfg, run_dir: RunDir, *args, **kwargs):
+        with run_dir.lock():
+            return run(cfg, run_dir, *args, **kwargs)
+
+    return locked
 
 
 def load_features(run: RunDir, source: Source) -> tuple[np.ndarray, np.ndarray | None]:

@@ -44,7 +44,7 @@ from pydantic import ValidationError
 from datamix import __version__
 from datamix.config import CurateConfig, _format_errors
 from datamix.io import save_npy, write_json, write_text
-from datamix.run import RunDir, check_until, embed_stage, load_features, load_sources, stage_done
+from datamix.run import RunDir, check_until, embed_stage, load_features, load_sources, one_writer, stage_done
 
 logger = logging.getLogger(__name__)
 
@@ -545,6 +545,7 @@ def frontier_check_stage(ccfg: CurateConfig, frontier, predictor, names, availab
 
 
 # ------------------------------------------------------------------------------------------------ run
+@one_writer
 def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = None,
         until: str | None = None) -> dict:
     """Run the curate pipeline in ``run_dir``; return the metrics written to ``metrics.json``.

@@ -19,7 +19,7 @@ from datamix.config import RunConfig
 from datamix.io import atomic_write
 from datamix.prune import best_per_size, evaluate_metrics, fit_scaling, plot_metrics, summarize_metrics
 from datamix.proxy import train_proxy
-from datamix.run import RunDir, embed_stage, load_embeddings, load_sources, score_stage
+from datamix.run import RunDir, embed_stage, load_embeddings, load_sources, one_writer, score_stage
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ def _write_csv(run_dir: RunDir, name: str, table: pd.DataFrame) -> None:
     atomic_write(run_dir.path("prune_eval", name), lambda fh: fh.write(table.to_csv(index=False).encode()))
 
 
+@one_writer
 def run(cfg: RunConfig, run_dir: RunDir, *, progress: bool = True) -> dict:
     """Run the prune_eval pipeline in ``run_dir``; return the metrics written to ``metrics.json``."""
     run_dir.save_config(cfg)

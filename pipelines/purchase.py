@@ -25,6 +25,7 @@ import numpy as np
 from datamix import __version__
 from datamix.config import PurchaseConfig
 from datamix.io import write_text
+from datamix.run import one_writer
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +225,7 @@ def _report(run_dir, plan, loo, points: dict, metrics: dict, pcfg, prices: dict,
                         inputs=inputs, comparisons=pd.DataFrame(rows), title="datamix purchase report", notes=notes)
 
 
+@one_writer
 def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dict:
     """Run the purchase pipeline in ``run_dir``; return the metrics written to ``metrics.json``.
 
