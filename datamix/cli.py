@@ -14,7 +14,7 @@ from datamix import __version__
 from datamix.config import PIPELINES, load_config
 from datamix.data.store import MANIFEST, EmbeddingStore
 from datamix.optimize import Plan
-from datamix.run import RunDir, embed_stage, load_sources, score_stage
+from datamix.run import RunDir, check_config, embed_stage, load_sources, score_stage
 
 logger = logging.getLogger("datamix")
 
@@ -39,7 +39,7 @@ def cmd_run(args) -> int:
                              f"its stages: {', '.join(stages) or 'none (use datamix run)'}")
         options["until"] = args.command
     run_dir = _run_dir(cfg, args.out)
-    metrics = pipeline.run(cfg, run_dir, progress=not args.quiet, **options)
+    metrics = pipeline.run(cfg, run_dir, progress=not args.quiet, restart=args.restart, **options)
     if options:
         print(f"stages done: {', '.join(metrics['stages_done'])}")
     _summarize(run_dir, metrics)
@@ -69,6 +69,10 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
     for name, v in (metrics.get("dedup") or {}).items():
         print(f"  dedup {name}: kept {v['kept']} of {v['rows']} ({v['exact_removed']} exact, {v['near_removed']} near "
               "duplicates removed)")
+    if "edited_plan" in metrics:
+        v = metrics["edited_plan"]
+        print(f"  plan.yaml was edited by hand: used as it is (predicted {v['predicted']:.4g}, interval "
+              f"{v['interval'][0]:.4g} .. {v['interval'][1]:.4g}); delete it to have datamix plan again")
     for line in (metrics.get("data_sufficiency") or {}).get("warnings", []):
         print(f"  data sufficiency: {line}")
     for name, v in (metrics.get("check") or {}).items():
@@ -94,7 +98,9 @@ def cmd_embed(args) -> int:
     cfg = load_config(args.config)
     run_dir = _run_dir(cfg, args.out)
     with run_dir.lock():
+        run_dir.claim(cfg, restart=args.restart)
         sources, target = load_sources(cfg, run_dir)
+        run_dir.save_config(cfg)
         everything = sources + ([target] if target is not None else [])
         for name, s in embed_stage(cfg, run_dir, everything, progress=not args.quiet).items():
             print(f"{name}: {s['n']} x {s['dim']} -> {run_dir.embeddings(name)}")
@@ -105,7 +111,9 @@ def cmd_score(args) -> int:
     cfg = load_config(args.config)
     run_dir = _run_dir(cfg, args.out)
     with run_dir.lock():
+        run_dir.claim(cfg, restart=args.restart)
         sources, _ = load_sources(cfg, run_dir)
+        run_dir.save_config(cfg)
         embed_stage(cfg, run_dir, sources, progress=not args.quiet)
         for name, means in score_stage(cfg, run_dir, sources).items():
             shown = ", ".join(f"{m} {v:.3g}" for m, v in means.items())
@@ -139,7 +147,8 @@ def cmd_info(args) -> int:
     path = Path(args.path)
     if path.is_file():
         cfg = load_config(path)
-        print(f"{path}: valid {cfg.pipeline} config {cfg.name!r}")
+        check_config(cfg)
+        print(f"{path}: valid {cfg.pipeline} config {cfg.name!r} (its files, sources, model and settings checked)")
         print(cfg.to_yaml(), end="")
     elif (path / MANIFEST).exists():
         _describe_store(path)
@@ -167,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("config", help="YAML run config")
     stage.add_argument("--out", help="run directory (default: runs/<name>)")
     stage.add_argument("-q", "--quiet", action="store_true", help="no progress bars or progress messages")
+    stage.add_argument("--restart", action="store_true", help="start over in a run directory that holds a run of "
+                       "another config (its results are removed; embeddings, scores and proxy runs are kept and reused "
+                       "only where their inputs are unchanged)")
     sub.add_parser("run", parents=[stage], help="run the pipeline a config names").set_defaults(func=cmd_run)
     sub.add_parser("embed", parents=[stage], help="embed the config's sources into the run directory (resumes)"
                    ).set_defaults(func=cmd_embed)
@@ -187,13 +199,30 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quiet = getattr(args, "quiet", False)
     logger.setLevel(logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO)
+    if quiet:  # HF datasets draws its own progress bars (reading files, map, filter)
+        import datasets
+
+        datasets.disable_progress_bars()
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except KeyboardInterrupt:
+        print("datamix: interrupted; rerun the same command to resume (finished work is kept)", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, MemoryError, ImportError) as exc:
         if args.verbose:  # the whole story for a bug report; the one-line message otherwise
             traceback.print_exc(file=sys.stderr)
-        print(f"datamix: error: {exc}", file=sys.stderr)
+        print(f"datamix: error: {_message(exc)}", file=sys.stderr)
         return 2
+
+
+def _message(exc: BaseException) -> str:
+    """One line (or a few, for a config's list of errors) saying what went wrong and where."""
+    if isinstance(exc, MemoryError):
+        return (f"out of memory ({exc or 'allocation failed'}); lower the sizes in the config (tokens, passes, "
+                "batch sizes) or run on a machine with more memory")
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

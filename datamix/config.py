@@ -15,13 +15,26 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from datamix.data.sources import FORMATS, KINDS, check_name
+from datamix.data.sources import FORMATS, KINDS, RESERVED_SOURCE_NAMES, check_name
 
 PIPELINES = ("curate", "purchase", "prune_eval")
 
 
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names file, key and value."""
+
+
+#: a random seed: numpy and torch take integers in [0, 2**32)
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+#: the most passes over the data that a run may imply (see :data:`datamix.optimize.plan.MAX_PLAN_EPOCHS`)
+MAX_PASSES = 1000.0
+_DEVICE_RE = __import__("re").compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _check_device(v: str) -> str:
+    if not _DEVICE_RE.match(v):
+        raise ValueError(f"device {v!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    return v
 
 
 class _Strict(BaseModel):
@@ -51,7 +64,11 @@ class SourceConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-        return check_name(v)
+        check_name(v)
+        if v.lower() in RESERVED_SOURCE_NAMES:
+            raise ValueError(f"source name {v!r} is reserved: the run directory has a file of that name beside "
+                             "the sources' folders")
+        return v
 
     @model_validator(mode="after")
     def _one_origin(self):
@@ -81,8 +98,9 @@ class DataConfig(_Strict):
         if self.bundled is None and self.options:
             raise ValueError("'options' apply to a bundled scenario only")
         names = [s.name for s in self.sources] + ([self.target.name] if self.target else [])
-        if len(set(names)) != len(names):
-            raise ValueError(f"source names must be unique, got {names}")
+        if len({n.lower() for n in names}) != len(names):
+            raise ValueError(f"source names must be unique, also ignoring case (their folders would collide on "
+                             f"macOS and Windows), got {names}")
         return self
 
 
@@ -92,6 +110,11 @@ class EmbedConfig(_Strict):
     device: str = "auto"
     shard_size: int = Field(default=4096, ge=1)
     trust_remote_code: bool = False
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v: str) -> str:
+        return _check_device(v)
 
 
 class ScoreConfig(_Strict):
@@ -103,14 +126,14 @@ class ScoreConfig(_Strict):
     semdedup_eps: float | None = Field(default=None, gt=0, lt=2)
     dynamics_model: Literal["linear", "mlp"] = "linear"
     dynamics_epochs: int = Field(default=20, ge=1)
-    dynamics_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    dynamics_seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
 
 
 class PruneEvalConfig(_Strict):
     """Score pruning metrics: proxy trainings on kept subsets of the sources, tested on the target."""
 
     fractions: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.4, 0.7, 1.0], min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     keeps: list[Literal["easy", "hard", "ccs"]] = Field(default_factory=lambda: ["easy", "hard", "ccs"])
     balance: Literal["none", "proportional", "equal"] = "none"
     model: Literal["linear", "mlp"] = "linear"
@@ -162,7 +185,7 @@ class PurchaseConfig(_Strict):
     prices: dict[str, float] = Field(default_factory=dict)
     sizes: list[int] = Field(default_factory=lambda: [25, 50, 100, 200], min_length=1)
     n_mixtures: int = Field(default=20, ge=3)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     trainer: dict = Field(default_factory=lambda: {"model": "logistic"})
     predictor: PredictorConfig = Field(default_factory=PredictorConfig)
     level: float = Field(default=0.9, gt=0, lt=1)
@@ -202,7 +225,7 @@ class QualityConfig(_Strict):
     method: Literal[SCORE_METHODS] = "auto"  # type: ignore[valid-type]
     column: str | None = None
     epochs: int = Field(default=10, ge=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     n_clusters: int | None = Field(default=None, ge=1)
 
 
@@ -231,7 +254,7 @@ class CurateConfig(_Strict):
     the best pool (``frontier_check`` in metrics.json); format, shard_size : curated shards.
     """
 
-    tokens: float | None = None
+    tokens: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     budget: float | None = Field(default=None, ge=0)
     prices: dict[str, float] = Field(default_factory=dict)
     sources: list[str] | None = None
@@ -243,7 +266,7 @@ class CurateConfig(_Strict):
     buckets: int = Field(default=4, ge=1, le=20)
     pools: Literal["nested", "buckets"] = "nested"
     passes: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0], min_length=2)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1], min_length=1)
     trainer: dict | None = None
     dedup: bool | None = None
     dedup_eps: float = Field(default=0.05, gt=0, lt=2)
@@ -253,7 +276,7 @@ class CurateConfig(_Strict):
     n_bootstrap: int = Field(default=20, ge=2)
     floor_cap: float | None = Field(default=0.5, ge=0)
     verify: bool = True
-    verify_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    verify_seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     verify_frontier: bool = True
     format: Literal["parquet", "jsonl"] = "parquet"
     shard_size: int = Field(default=100_000, ge=1)
@@ -261,8 +284,8 @@ class CurateConfig(_Strict):
     @field_validator("passes", "frontier")
     @classmethod
     def _positive(cls, v: list[float]) -> list[float]:
-        if any(not (math.isfinite(x) and x > 0) for x in v):
-            raise ValueError(f"must be positive numbers, got {v}")
+        if any(not (math.isfinite(x) and 0 < x <= MAX_PASSES) for x in v):
+            raise ValueError(f"must be positive numbers up to {MAX_PASSES:g} (passes over the data), got {v}")
         return sorted(set(v))
 
 
@@ -343,7 +366,7 @@ class RunConfig(_Strict):
 
     pipeline: Literal[PIPELINES] = "curate"  # type: ignore[valid-type]
     name: str = "run"
-    seed: int = 0
+    seed: Seed = 0
     engine: EngineConfig = Field(default_factory=EngineConfig)
     data: DataConfig
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
@@ -417,6 +440,26 @@ def parse_config(data: dict, *, where: str = "<config>", base_dir: str | Path = 
         raise ConfigError(_format_errors(where, exc)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (safe_load keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load(text: str):
+    """YAML ``text`` through the safe loader (plain data, no tags that build objects), refusing
+    duplicate keys; raises ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a YAML run config."""
     path = Path(path)
@@ -427,7 +470,7 @@ def load_config(path: str | Path) -> RunConfig:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid UTF-8 ({exc})") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return parse_config(data, where=str(path), base_dir=path.parent)

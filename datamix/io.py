@@ -21,12 +21,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: temporary files of :func:`atomic_write` are named ``.<name>.<random>`` + this suffix
+TMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write, mode: str = "wb") -> Path:
-    """Call ``write(fh)`` on a temporary file beside ``path``, fsync it, then rename it onto ``path``."""
+    """Call ``write(fh)`` on a temporary file beside ``path``, fsync it, then rename it onto ``path``.
+    The file gets the permissions a plain ``open`` would give it (0666 less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as fh:
             write(fh)
             fh.flush()
@@ -37,6 +49,15 @@ def atomic_write(path: str | os.PathLike, write, mode: str = "wb") -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def remove_orphans(root: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed :func:`atomic_write` calls left anywhere under ``root``
+    (call it only while no writer is active there); returns them."""
+    found = [p for p in Path(root).rglob(f".*{TMP_SUFFIX}") if p.is_file()]
+    for p in found:
+        p.unlink(missing_ok=True)
+    return found
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

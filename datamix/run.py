@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import time
@@ -21,7 +22,7 @@ import numpy as np
 
 from datamix.config import ConfigError, RunConfig
 from datamix.data.sources import Source, check_name
-from datamix.io import atomic_write, json_safe, write_json, write_text
+from datamix.io import atomic_write, json_safe, remove_orphans, write_json, write_text
 
 try:
     import fcntl
@@ -37,12 +38,27 @@ class RunDirBusy(ValueError):
 
 LOCK_FILE = ".datamix.lock"
 
+#: the results a run writes into its directory, removed when a run of another config starts over
+#: there (``restart``). Kept: the caches keyed by exactly what they were computed from, and checked
+#: when read — embedding stores, scores, proxy runs (``runs.csv``, ``verify_runs.csv``), dedup,
+#: the offers' embeddings and HF's reading cache — reused only where their inputs are unchanged.
+OUTPUTS = ("config.yaml", "metrics.json", "curate_config.json", "pool_runs.csv", "law.json", "predictions.csv",
+           "optimize.json", "plan.yaml", "plan.json", "frontier.csv", "apply.json", "curated", "verify.json",
+           "frontier_check.json", "report.html", "report.md", "figures", "prune_eval")
+
+
+class ConfigChanged(ValueError):
+    """The run directory was made with another config."""
+
 
 class RunDir:
     """The folder of one run; every output path is made inside it."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"run directory {self.root} is a file, not a folder; give --out a folder")
+        self.created = not self.root.exists()  # made by this run: removed again if it stays empty
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, *parts: str) -> Path:
@@ -97,6 +113,37 @@ class RunDir:
     def save_config(self, cfg: RunConfig) -> Path:
         return write_text(self.path("config.yaml"), cfg.to_yaml())
 
+    def claim(self, cfg: RunConfig, *, restart: bool = False) -> None:
+        """Make this directory ``cfg``'s: refuse (:class:`ConfigChanged`, naming the keys that differ)
+        when it holds another config's run, unless ``restart``, which removes that run's results
+        (:data:`OUTPUTS`; its checked caches are kept) first. Call it holding the lock."""
+        import yaml
+
+        path = self.path("config.yaml")
+        if not path.is_file() or not hasattr(cfg, "to_yaml"):
+            return
+        ours = yaml.safe_load(cfg.to_yaml())
+        try:
+            theirs = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            theirs = None
+        if theirs == ours:
+            return
+        if not restart:
+            keys = _differences(theirs, ours) if isinstance(theirs, dict) else ["(unreadable config.yaml)"]
+            raise ConfigChanged(
+                f"run directory {self.root} holds a run of another config (differs in {', '.join(keys[:8])}"
+                f"{' ...' if len(keys) > 8 else ''}); rerun with --restart (Python: restart=True) to start over "
+                "there (its results are removed; its embeddings, scores and proxy runs are kept and reused only "
+                "where their inputs are unchanged), or give this run another --out")
+        logger.warning("run directory %s held a run of another config: starting over (restart)", self.root)
+        for name in OUTPUTS:
+            p = self.root / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
+
     def save_metrics(self, metrics: dict) -> Path:
         """``metrics.json``; NaN/inf are written as null (see :func:`datamix.io.json_safe`)."""
         return write_json(self.path("metrics.json"), json_safe(metrics))
@@ -124,6 +171,18 @@ class RunDir:
         value = _json_round_trip(compute())
         write_json(path, {"key": key, "value": value})
         return value
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested mappings."""
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
 
 
 def _json_round_trip(obj):
@@ -166,7 +225,23 @@ def load_sources(cfg: RunConfig, run: RunDir) -> tuple[list[Source], Source | No
         return Source.from_files(sc.name, cfg.resolve(sc.path), format=sc.format,
                                  cache_dir=run.path("cache"), **options)
 
-    return [build(s) for s in data.sources], (build(data.target) if data.target else None)
+    sources, target = [build(s) for s in data.sources], (build(data.target) if data.target else None)
+    check_vectors(sources + ([target] if target is not None else []))
+    return sources, target
+
+
+def check_vectors(sources: Sequence[Source], chunk: int = 65536) -> None:
+    """Read every vector source once, in chunks: one dimension per source and across them, all
+    values finite (ValueError naming the source and row)."""
+    dims = {}
+    for s in sources:
+        if s.kind != "vector":
+            continue
+        for start in range(0, len(s), chunk):
+            dims[s.name] = s.vectors(start, min(start + chunk, len(s))).shape[1]
+    if len(set(dims.values())) > 1:
+        raise ValueError(f"vector sources have different dimensions: {dims}; every source and the target must "
+                         "hold vectors of one dimension")
 
 
 def embed_stage(cfg: RunConfig, run: RunDir, sources: list[Source], *, progress: bool = True,
@@ -178,6 +253,9 @@ def embed_stage(cfg: RunConfig, run: RunDir, sources: list[Source], *, progress:
     from datamix.engine import get_engine
 
     engine = get_engine(engine if engine is not None else getattr(cfg, "engine", None))
+    if cfg.embed.trust_remote_code:
+        logger.warning("embed.trust_remote_code is true: the model %r may run code from its repository on this "
+                       "machine; use it only with a model you trust", cfg.embed.model)
     summary = {}
     for kind in dict.fromkeys(s.kind for s in sources):
         group = [s for s in sources if s.kind == kind]
@@ -197,15 +275,94 @@ def embed_stage(cfg: RunConfig, run: RunDir, sources: list[Source], *, progress:
     return summary
 
 
+def check_reachable(repo_id: str, *, repo_type: str, key: str) -> None:
+    """Refuse at once a model or dataset id that is neither a local folder nor in the HF cache when the
+    hub cannot be reached (offline mode, or no answer within 10 s): the libraries would otherwise
+    retry for minutes. ``key`` names the config key in the message."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    path = Path(repo_id).expanduser()
+    if path.exists():
+        return
+    if repo_id.startswith(("/", ".", "~")) or repo_id.count("/") > 1:
+        raise FileNotFoundError(f"{key}: {repo_id!r} is not a folder on this machine")
+    try:
+        huggingface_hub.snapshot_download(repo_id, repo_type=repo_type, local_files_only=True)
+        return
+    except Exception:  # noqa: BLE001 - not (completely) in the cache: ask the hub
+        pass
+    how = (f"download it where there is network (huggingface-cli download {repo_id} --repo-type {repo_type} "
+           f"--local-dir DIR) and set {key} to that folder")
+    if constants.HF_HUB_OFFLINE:
+        raise ValueError(f"{key}: {repo_id!r} is not a local folder nor in the Hugging Face cache, and the hub is "
+                         f"off (HF_HUB_OFFLINE); {how}")
+    try:
+        huggingface_hub.HfApi().repo_info(repo_id, repo_type=repo_type, timeout=10)
+    except Exception as exc:  # noqa: BLE001 - no network, unknown id, gated repo: all end here
+        raise ValueError(f"{key}: {repo_id!r} is not a local folder nor in the Hugging Face cache, and the hub "
+                         f"cannot give it ({type(exc).__name__}: {str(exc)[:200]}); {how}") from None
+
+
+#: embedding models that need neither files nor network (bundled or built in)
+LOCAL_MODELS = ("auto", "minilm", "identity", "pixels")
+
+
+def preflight(cfg: RunConfig) -> None:
+    """The checks of a config that read no data: the embedding model and the hub datasets it names
+    can be had (:func:`check_reachable`)."""
+    from datamix.embed.text import MINILM
+
+    if cfg.embed.model not in LOCAL_MODELS + (MINILM,):
+        check_reachable(cfg.embed.model, repo_type="model", key="embed.model")
+    data = cfg.data
+    for i, sc in enumerate(data.sources + ([data.target] if data.target else [])):
+        if sc.hub is not None:
+            key = "data.target.hub" if sc is data.target else f"data.sources[{i}].hub ({sc.name})"
+            check_reachable(sc.hub, repo_type="dataset", key=key)
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Every check a run of ``cfg`` makes before it writes, without a run directory: :func:`preflight`,
+    then the sources are read (their files exist and parse; HF's reading cache goes to a temporary
+    folder) and the pipeline's own checks run (``pipelines.<name>.check``)."""
+    import importlib
+    import tempfile
+
+    preflight(cfg)
+    pipeline = importlib.import_module(f"pipelines.{cfg.pipeline}")
+    with tempfile.TemporaryDirectory(prefix="datamix-info-") as tmp:
+        sources, target = load_sources(cfg, RunDir(tmp))
+        pipeline.check(cfg, sources, target)
+
+
 def one_writer(run: Callable) -> Callable:
     """Decorate a pipeline's ``run(cfg, run_dir, ...)`` to hold ``run_dir``'s writer lock while it
     runs: a second run on the same directory is refused (:class:`RunDirBusy`) instead of mixing its
-    files with the first one's."""
+    files with the first one's; so is a run of another config than the directory's unless it is
+    called with ``restart=True`` (:meth:`RunDir.claim`)."""
 
     @functools.wraps(run)
-    def locked(cfg, run_dir: RunDir, *args, **kwargs):
-        with run_dir.lock():
-            return run(cfg, run_dir, *args, **kwargs)
+    def locked(cfg, run_dir: RunDir, *args, restart: bool = False, **kwargs):
+        try:
+            if isinstance(cfg, RunConfig):
+                preflight(cfg)
+            with run_dir.lock():
+                run_dir.claim(cfg, restart=restart)
+                orphans = remove_orphans(run_dir.root)
+                if orphans:
+                    logger.info("removed %d temporary file(s) that an interrupted run left in %s", len(orphans),
+                                run_dir.root)
+                fresh = not run_dir.path("config.yaml").exists() and not run_dir.path("cache").exists()
+                try:
+                    return run(cfg, run_dir, *args, **kwargs)
+                except BaseException:
+                    if fresh and not run_dir.path("config.yaml").exists():  # refused before writing anything of
+                        shutil.rmtree(run_dir.path("cache"), ignore_errors=True)  # its own: drop the reading cache
+                    raise
+        finally:
+            if run_dir.created and run_dir.root.is_dir() and not any(run_dir.root.iterdir()):
+                run_dir.root.rmdir()  # a refused run leaves no empty folder behind
 
     return locked
 

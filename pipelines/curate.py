@@ -34,15 +34,19 @@ Options come from a ``curate:`` section (:class:`CurateConfig`); until the run c
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 
 import numpy as np
 import pandas as pd
+import yaml
 from pydantic import ValidationError
 
 from datamix import __version__
 from datamix.config import CurateConfig, _format_errors
+from datamix.data.store import file_sha256
 from datamix.io import save_npy, write_json, write_text
 from datamix.run import RunDir, check_until, embed_stage, load_features, load_sources, one_writer, stage_done
 
@@ -132,6 +136,7 @@ def _validate(ccfg: CurateConfig, sources, target, resolve=None) -> dict:
         trainer.check_data([docs[n] for n in names], docs[target.name])
     available = {s.name: (len(s) if classifier else trainer.size_of(docs[s.name])) for s in chosen}
     tokens = ccfg.tokens if ccfg.tokens is not None else int(sum(available.values()))
+    _check_epochs(ccfg, tokens, int(sum(available.values())), trainer.unit)
     prices = None
     if ccfg.budget is not None:
         prices = {s.name: s.price for s in chosen if s.price is not None}
@@ -150,11 +155,35 @@ def _validate(ccfg: CurateConfig, sources, target, resolve=None) -> dict:
             "score_method": method}
 
 
+def _check_epochs(ccfg: CurateConfig, tokens: float, unique: int, unit: str) -> None:
+    """Refuse a budget whose largest frontier multiple implies more than ``MAX_PASSES`` passes over
+    all the curated sources' data; warn past 4 (data sufficiency) — both before any work."""
+    from datamix.config import MAX_PASSES
+
+    top = max(ccfg.frontier + [1.0])
+    implied = tokens * top / max(unique, 1)
+    if implied > MAX_PASSES:
+        raise ValueError(f"curate.tokens = {tokens:g} {unit} (x{top:g} at the top of curate.frontier) is {implied:.4g} "
+                         f"epochs over all {unique} unique {unit} of the curated sources; more than {MAX_PASSES:g} is "
+                         "past any repetition law's horizon: lower curate.tokens or curate.frontier, or add data")
+    if tokens / max(unique, 1) > 4:
+        logger.warning("curate.tokens = %g %s is %.3g epochs over all %d unique %s of the curated sources: past ~4 "
+                       "epochs repeated data is worth less than new data (Muennighoff et al. 2023)", tokens, unit,
+                       tokens / max(unique, 1), unique, unit)
+
+
+def check(cfg, sources, target) -> None:
+    """Every check :func:`run` makes before it writes (for ``datamix info CONFIG``)."""
+    _validate(curate_config(cfg), sources, target, getattr(cfg, "resolve", None))
+
+
 def check_pool_runs(ccfg: CurateConfig, trainer, available: dict, *, after: str = "") -> None:
-    """Refuse pool runs smaller than one batch of the proxy (the smallest: 1/buckets of the smallest
-    source, at the smallest pass), naming the source; ``after`` says what shrank it (dedup)."""
+    """Refuse pool runs smaller than one batch of a compute-bound proxy (the smallest: 1/buckets of the
+    smallest source, at the smallest pass), naming the source; ``after`` says what shrank it (dedup)."""
     from datamix.proxy.trainers import ProxyTrainer
 
+    if isinstance(trainer, ProxyTrainer) and not trainer.compute_bound:
+        return  # a converged classifier trains on whatever the run holds, in batches or not
     batch = trainer.batch_size * (1 if isinstance(trainer, ProxyTrainer) else trainer.context)
     name = min(available, key=available.get)
     smallest = available[name] / ccfg.buckets * min(ccfg.passes)
@@ -284,13 +313,27 @@ def _importance(sources, target, trainer, seed: int) -> dict:
     return {s.name: values[a:b] for s, a, b in zip(sources, bounds[:-1], bounds[1:])}
 
 
+def _cached_scores(run_dir: RunDir, name: str, key: str) -> np.ndarray | None:
+    """The scores kept in ``scores/<name>.npy`` when its record holds ``key`` and the file its
+    checksum; None otherwise (a damaged file is named in a warning and recomputed)."""
+    path, meta = run_dir.path("scores", f"{name}.npy"), run_dir.path("scores", f"{name}.json")
+    try:
+        record = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("key") != key or not path.exists():
+        return None
+    if record.get("sha256") != file_sha256(path):
+        logger.warning("%s does not match its checksum in %s (changed or damaged); recomputing it", path, meta.name)
+        return None
+    return np.load(path, allow_pickle=False)
+
+
 def score_stage(ccfg: CurateConfig, run_dir: RunDir, sources, features: dict, seed: int, *, method: str,
                 target=None, trainer=None) -> tuple[dict, dict]:
     """Quality scores per source (higher = better), cached in ``scores/<name>.npy``; and a summary
     (method, reused, mean, std) per source. A source scored by ``none`` has all-zero scores.
     ``importance`` scores all sources at once (one LM on their union, one on the target)."""
-    import json
-
     extra = ""
     if method == "importance":  # every source's scores depend on all sources, the target and the LM
         from datamix.optimize import fingerprint
@@ -299,11 +342,8 @@ def score_stage(ccfg: CurateConfig, run_dir: RunDir, sources, features: dict, se
         extra = trainer.signature + fingerprint(texts)
     keys = {s.name: _score_key(ccfg, _method(method, ccfg, features[s.name][1], s), *features[s.name], seed, extra)
             for s in sources}
-    cached = {}
-    for s in sources:
-        path, meta = run_dir.path("scores", f"{s.name}.npy"), run_dir.path("scores", f"{s.name}.json")
-        if path.exists() and meta.exists() and json.loads(meta.read_text()).get("key") == keys[s.name]:
-            cached[s.name] = np.load(path, allow_pickle=False)
+    cached = {s.name: values for s in sources
+              if (values := _cached_scores(run_dir, s.name, keys[s.name])) is not None}
     fresh = {}
     if method == "importance" and len(cached) < len(sources):
         t0 = time.perf_counter()
@@ -319,9 +359,9 @@ def score_stage(ccfg: CurateConfig, run_dir: RunDir, sources, features: dict, se
             t0 = time.perf_counter()
             values = np.asarray(fresh[s.name] if s.name in fresh else _compute_scores(ccfg, used, s, X, y, seed),
                                 dtype=np.float64)
-            save_npy(run_dir.path("scores", f"{s.name}.npy"), values)
+            npy = save_npy(run_dir.path("scores", f"{s.name}.npy"), values)
             write_json(run_dir.path("scores", f"{s.name}.json"), {
-                "key": keys[s.name], "method": used, "n": int(len(values)),
+                "key": keys[s.name], "sha256": file_sha256(npy), "method": used, "n": int(len(values)),
                 "seconds": round(seconds if s.name in fresh else time.perf_counter() - t0, 3)})
             reused = False
         scores[s.name] = values
@@ -673,16 +713,21 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     scored = {n: v for n, v in scores.items() if metrics["score"][n]["method"] != "none"}
     # the optimizer reads thresholds off one score per unit: a document's score once per token
     unit_scores = {n: np.repeat(v, unit_sizes[n]) for n, v in scored.items()} if unit_sizes else scored
-    plan = optimize_mixture(predictor, tokens=tokens, sources=available, seed=seed, scores=unit_scores,
-                            n_starts=ccfg.n_starts, level=ccfg.level, **constraints)
+    data_keys = _data_fingerprints(features, target_features)
+    plan = edited_plan(run_dir, available)
+    if plan is None:
+        plan = optimize_mixture(predictor, tokens=tokens, sources=available, seed=seed, scores=unit_scores,
+                                n_starts=ccfg.n_starts, level=ccfg.level, **constraints)
+        plan.provenance["law"] = {"name": "QualityQuantity", "form": law.form, "converged": bool(law.converged_)}
+        plan.provenance["inputs_data"] = dict(data_keys)
+        write_plan(run_dir, plan)
+    else:
+        implied = sum(plan.epochs.get(n, 0.0) * plan.keep_fractions.get(n, 1.0) * available[n] for n in names)
+        mix = {n: (plan.ratios.get(n, 0.0), plan.keep_fractions.get(n, 1.0), 0.0) for n in names}
+        metrics["edited_plan"] = {**_predicted(ccfg, predictor, names, mix, implied), "tokens": implied}
     metrics["data_sufficiency"] = data_sufficiency(plan, available, runs, trainer.unit)
     for line in metrics["data_sufficiency"]["warnings"]:
         logger.warning("%s", line)
-    plan.provenance["law"] = {"name": "QualityQuantity", "form": law.form, "converged": bool(law.converged_)}
-    data_keys = _data_fingerprints(features, target_features)
-    plan.provenance["inputs_data"] = dict(data_keys)
-    plan.to_yaml(run_dir.path("plan.yaml"))
-    plan.to_json(run_dir.path("plan.json"))
     budgets = [tokens * m for m in ccfg.frontier]
     frontier = threshold_curve(predictor, budgets, sources=available, seed=seed,
                                **{k: v for k, v in constraints.items() if k != "thresholds"},
@@ -739,6 +784,45 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     logger.info("curate done in %.1f s: predicted %.4f; %s", time.perf_counter() - t_start, plan.predicted,
                 metrics["check"])
     return metrics
+
+
+def write_plan(run_dir: RunDir, plan) -> None:
+    """``plan.yaml`` and ``plan.json``, and the checksum of the YAML in ``optimize.json``: a
+    ``plan.yaml`` that no longer matches it was edited by hand (:func:`edited_plan`)."""
+    text = plan.to_yaml(run_dir.path("plan.yaml"))
+    plan.to_json(run_dir.path("plan.json"))
+    write_json(run_dir.path("optimize.json"), {"plan_sha256": hashlib.sha256(text.encode()).hexdigest()})
+
+
+def edited_plan(run_dir: RunDir, available: dict):
+    """The run's ``plan.yaml`` when it was edited after datamix wrote it, checked against the sources
+    (:func:`datamix.optimize.plan.check_plan`); None when there is none or it is datamix's own.
+
+    An edited plan is used as it is by the stages after optimize (apply, verify, report) and
+    never overwritten; delete it to have datamix plan again.
+    """
+    from datamix.optimize import Plan
+    from datamix.optimize.plan import check_plan
+
+    path, record = run_dir.path("plan.yaml"), run_dir.path("optimize.json")
+    if not (path.is_file() and record.is_file()):
+        return None
+    try:
+        written = json.loads(record.read_text()).get("plan_sha256")
+    except (OSError, ValueError, AttributeError):
+        written = None
+    if file_sha256(path) == written:
+        return None
+    try:
+        plan = check_plan(Plan.from_yaml(path), available, where=str(path))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc}); fix it, or delete it to have datamix plan again") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{exc if str(path) in str(exc) else f'{path}: {exc}'}; fix it, or delete it to have "
+                         "datamix plan again") from None
+    logger.warning("%s was edited after datamix wrote it: using it as it is (delete it to have datamix plan "
+                   "again)", path)
+    return plan
 
 
 def compare_plan(verified: dict, greater_is_better: bool) -> dict:

@@ -28,16 +28,21 @@ def _write_csv(run_dir: RunDir, name: str, table: pd.DataFrame) -> None:
     atomic_write(run_dir.path("prune_eval", name), lambda fh: fh.write(table.to_csv(index=False).encode()))
 
 
-@one_writer
-def run(cfg: RunConfig, run_dir: RunDir, *, progress: bool = True) -> dict:
-    """Run the prune_eval pipeline in ``run_dir``; return the metrics written to ``metrics.json``."""
-    run_dir.save_config(cfg)
-    sources, target = load_sources(cfg, run_dir)
+def check(cfg: RunConfig, sources, target) -> None:
+    """Every check :func:`run` makes before it writes (for ``datamix info CONFIG``)."""
     if target is None:
         raise ValueError("the prune_eval pipeline needs a target set: give data.target (or a bundled scenario)")
     unlabelled = [s.name for s in sources + [target] if s.labels is None]
     if unlabelled:
         raise ValueError(f"the prune_eval pipeline trains a classifier: sources {unlabelled} need a label field")
+
+
+@one_writer
+def run(cfg: RunConfig, run_dir: RunDir, *, progress: bool = True) -> dict:
+    """Run the prune_eval pipeline in ``run_dir``; return the metrics written to ``metrics.json``."""
+    sources, target = load_sources(cfg, run_dir)
+    check(cfg, sources, target)
+    run_dir.save_config(cfg)  # nothing was written before this point
     t0 = time.perf_counter()
     embedded = embed_stage(cfg, run_dir, sources + [target], progress=progress)
     score_summary = score_stage(cfg, run_dir, sources)

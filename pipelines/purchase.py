@@ -225,6 +225,50 @@ def _report(run_dir, plan, loo, points: dict, metrics: dict, pcfg, prices: dict,
                         inputs=inputs, comparisons=pd.DataFrame(rows), title="datamix purchase report", notes=notes)
 
 
+def check(cfg, sources, target) -> None:
+    """Every check :func:`run` makes before it writes (for ``datamix info CONFIG``)."""
+    _validate(_purchase_config(cfg), sources, target)
+
+
+def _validate(pcfg, sources, target):
+    """(names, chosen sources, prices, trainer), or ValueError: everything checked before a write."""
+    from datamix.proxy.runs import ProxyTrainer
+
+    if target is None:
+        raise ValueError("the purchase pipeline needs a target set (data.target, or a bundled scenario)")
+    by_name = {s.name: s for s in sources}
+    names = pcfg.sources or list(by_name)
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"purchase.sources names unknown source(s) {unknown}; sources are {list(by_name)}")
+    unknown = sorted(set(pcfg.prices) - set(names))
+    if unknown:
+        raise ValueError(f"purchase.prices names source(s) {unknown} that are not purchased; sources are {names}")
+    chosen = [by_name[n] for n in names]
+    prices = {s.name: pcfg.prices.get(s.name, s.price) for s in chosen}
+    missing = [n for n, p in prices.items() if p is None]
+    if missing:
+        raise ValueError(f"sources {missing} have no price; give purchase.prices or a price per source")
+    unlabelled = [s.name for s in chosen + [target] if s.labels is None]
+    if unlabelled:
+        raise ValueError(f"{', '.join(map(repr, unlabelled))} ha{'s' if len(unlabelled) == 1 else 've'} no labels: "
+                         "purchase predicts with label-aware optimal transport and a classifier proxy, so every "
+                         "source and the target need a label field (labels of any type: ints, strings)")
+    absent = sorted(set(map(str, np.unique(target.labels))) - {str(c) for s in chosen for c in np.unique(s.labels)},
+                    key=str)
+    if absent:  # no mixture can learn them: predictions near 0 for those classes, which is a data fact to say
+        logger.warning("target class(es) %s occur in no purchased source: no mixture can learn them, and every "
+                       "prediction includes their loss", absent[:10] + (["..."] if len(absent) > 10 else []))
+    trainer = ProxyTrainer.from_dict(pcfg.trainer)
+    small = {s.name: len(s) for s in chosen if len(s) < max(pcfg.sizes)}
+    if small:  # a single-source run of that size would repeat revealed samples and pass for unique data
+        raise ValueError(f"purchase.sizes goes up to {max(pcfg.sizes)} but source(s) reveal fewer samples: "
+                         + ", ".join(f"{n} {k}" for n, k in small.items())
+                         + f"; keep purchase.sizes <= {min(small.values())} (trainings on revealed samples "
+                         "only, each drawn once)")
+    return names, chosen, prices, trainer
+
+
 @one_writer
 def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dict:
     """Run the purchase pipeline in ``run_dir``; return the metrics written to ``metrics.json``.
@@ -243,43 +287,17 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     # imported here, not at the top: datamix.config may import PurchaseConfig from this module, and
     # datamix.run imports datamix.config
     from datamix.predict import OTPredictor, plan_purchase
-    from datamix.proxy.runs import MixtureRunner, ProxyTrainer
+    from datamix.proxy.runs import MixtureRunner
     from datamix.run import check_until, embed_stage, load_features, load_sources, stage_done
 
     check_until("purchase", STAGES, until)
     t0 = time.perf_counter()
     pcfg = _purchase_config(cfg)
-    if hasattr(cfg, "to_yaml"):
-        run_dir.save_config(cfg)
     sources, target = load_sources(cfg, run_dir)
-    if target is None:
-        raise ValueError("the purchase pipeline needs a target set (data.target, or a bundled scenario)")
-    by_name = {s.name: s for s in sources}
-    names = pcfg.sources or list(by_name)
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise ValueError(f"purchase.sources names unknown source(s) {unknown}; sources are {list(by_name)}")
-    unknown = sorted(set(pcfg.prices) - set(names))
-    if unknown:
-        raise ValueError(f"purchase.prices names source(s) {unknown} that are not purchased; sources are {names}")
-    chosen = [by_name[n] for n in names]
-    prices = {s.name: pcfg.prices.get(s.name, s.price) for s in chosen}
-    missing = [n for n, p in prices.items() if p is None]
-    if missing:
-        raise ValueError(f"sources {missing} have no price; give purchase.prices or a price per source")
+    names, chosen, prices, trainer = _validate(pcfg, sources, target)
     offers = {s.name: s.total_size for s in chosen}
-    unlabelled = [s.name for s in chosen + [target] if s.labels is None]
-    if unlabelled:
-        raise ValueError(f"{', '.join(map(repr, unlabelled))} ha{'s' if len(unlabelled) == 1 else 've'} no labels: "
-                         "purchase predicts with label-aware optimal transport and a classifier proxy, so every "
-                         "source and the target need a label field (labels of any type: ints, strings)")
-    trainer = ProxyTrainer.from_dict(pcfg.trainer)
-    small = {s.name: len(s) for s in chosen if len(s) < max(pcfg.sizes)}
-    if small:  # a single-source run of that size would repeat revealed samples and pass for unique data
-        raise ValueError(f"purchase.sizes goes up to {max(pcfg.sizes)} but source(s) reveal fewer samples: "
-                         + ", ".join(f"{n} {k}" for n, k in small.items())
-                         + f"; keep purchase.sizes <= {min(small.values())} (trainings on revealed samples "
-                         "only, each drawn once)")
+    if hasattr(cfg, "to_yaml"):  # nothing was written before this point
+        run_dir.save_config(cfg)
 
     # embed (the shared, resumable stage: vectors pass through, text and images use embed.model)
     embedded = embed_stage(cfg, run_dir, chosen + [target], progress=progress)

@@ -98,7 +98,9 @@ def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | o
     ----------
     plan : Plan
         Uses ``ratios`` (sources with ratio 0 are skipped), ``keep_fractions`` (default 1) and
-        ``epochs`` (default 1).
+        ``epochs`` (derived from the ratios when absent); checked first
+        (:func:`datamix.optimize.plan.check_plan`: ratios, fractions and epochs in range and
+        consistent with each other and the sources' sizes).
     sources : list of Source
         Must include every source with a positive ratio.
     scores : dict of str to ndarray of shape (n_samples,)
@@ -122,9 +124,11 @@ def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | o
     -------
     dict
         The manifest: per source the shards (file, rows, sha256), samples kept, samples with
-        repeats, and the score threshold; totals.
+        repeats, and the score threshold; totals. Shards an earlier plan left in ``out_dir`` that
+        the manifest does not list are removed.
     """
     from datamix.engine import get_engine
+    from datamix.optimize.plan import check_plan
 
     if format not in FORMATS:
         raise ValueError(f"format={format!r}; choose one of {FORMATS}")
@@ -141,10 +145,11 @@ def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | o
             raise ValueError(f"source {n!r} is filtered (keep_fraction {q}) but has no scores")
         if n in scores and len(scores[n]) != len(by_name[n]):
             raise ValueError(f"scores of source {n!r} have {len(scores[n])} values for {len(by_name[n])} rows")
+    plan = check_plan(plan, {s.name: float(np.sum((sizes or {}).get(s.name, np.ones(len(s))))) for s in sources})
     engine = get_engine(engine)
     out = Path(out_dir)
     selections = {n: select_rows(scores.get(n, np.zeros(len(by_name[n]))), plan.keep_fractions.get(n, 1.0),
-                                 plan.epochs.get(n, 1.0), seed=seed, name=n, sizes=(sizes or {}).get(n))
+                                 plan.epochs[n], seed=seed, name=n, sizes=(sizes or {}).get(n))
                   for n in used}
     tasks = [{"source": n, "shard": k, "start": start, "stop": min(start + shard_size, len(selections[n].rows))}
              for n in used for k, start in enumerate(range(0, len(selections[n].rows), shard_size))]
@@ -162,9 +167,23 @@ def apply_plan(plan: Plan, sources: list[Source], scores: dict, out_dir: str | o
         manifest["total_samples"] += int(sel.repeats.sum())
         manifest["total_unique"] += int(len(sel.rows))
     write_json(out / "manifest.json", manifest)
+    _remove_unlisted(out, manifest)
     logger.info("curated %d samples (%d unique) from %d sources into %s on %s", manifest["total_samples"],
                 manifest["total_unique"], len(used), out, engine.name)
     return manifest
+
+
+def _remove_unlisted(out: Path, manifest: dict) -> None:
+    """Delete the shards under ``out`` that ``manifest`` does not list (left by an earlier plan)."""
+    listed = {shard["file"] for source in manifest["sources"].values() for shard in source["shards"]}
+    stale = [f for fmt in FORMATS for f in out.glob(f"*/shard-*.{fmt}") if f.relative_to(out).as_posix() not in listed]
+    for f in stale:
+        f.unlink()
+    for folder in {f.parent for f in stale}:
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if stale:
+        logger.info("removed %d curated shard(s) of an earlier plan from %s", len(stale), out)
 
 
 def manifest_intact(out_dir: str | os.PathLike, manifest: dict) -> bool:

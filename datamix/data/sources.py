@@ -31,19 +31,27 @@ FORMATS = {
     ".arrow": "arrow",
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+#: names a source may not take: files beside the per-source folders of a run directory
+RESERVED_SOURCE_NAMES = ("manifest.json",)
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
 def check_name(name: str, what: str = "source name") -> str:
-    """Return ``name`` if it is safe as a file-name component, else raise ValueError.
+    """Return ``name`` if it is safe as a file-name component on every OS, else raise ValueError.
 
     Names become folder names in a run directory, so they may hold letters, digits, ``_ . -``
-    only and must start with a letter or digit (no path separators, no ``..``).
+    only, must start with a letter or digit (no path separators, no ``..``), must not end with a
+    dot and must not be a device name Windows reserves (``CON``, ``NUL``, ``COM1``, ...).
     """
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ValueError(
             f"invalid {what} {name!r}: use 1-128 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
         )
+    if name.endswith("."):
+        raise ValueError(f"invalid {what} {name!r}: a name ending with '.' is not kept as given on Windows")
+    if name.split(".")[0].upper() in _RESERVED:
+        raise ValueError(f"invalid {what} {name!r}: {name.split('.')[0]} is a device name on Windows")
     return name
 
 
@@ -87,6 +95,9 @@ class Source:
 
     def __post_init__(self) -> None:
         check_name(self.name)
+        if self.name.lower() in RESERVED_SOURCE_NAMES:
+            raise ValueError(f"source name {self.name!r} is reserved: the run directory has a file of that name "
+                             "beside the sources' folders")
         where = f"source {self.name!r} ({self.origin})"
         if self.kind not in KINDS:
             raise ValueError(f"{where}: kind={self.kind!r}, expected one of {KINDS}")
@@ -103,8 +114,33 @@ class Source:
                 f"{where}: the revealed sample has {len(self.dataset)} rows, more than the "
                 f"offer_size={self.offer_size}; offer_size is the full size of the offer"
             )
+        self._check_columns(where)
         if self.id_field is not None:
             object.__setattr__(self, "_ids", self._checked_ids())
+
+    def _check_columns(self, where: str) -> None:
+        """Refuse missing values in the sample and label columns, and a sample column whose type
+        does not fit ``kind`` (numbers as text, text as vectors): read from the Arrow table's schema
+        and null counts, not from the rows."""
+        import pyarrow as pa
+
+        table = self.dataset.data
+        for key, col in (("field", self.field), ("label_field", self.label_field)):
+            if col is None:
+                continue
+            column = table.column(col)
+            if column.null_count:
+                raise ValueError(f"{where}: {key} {col!r} is missing (null) in {column.null_count} of "
+                                 f"{len(column)} rows; fill or drop them")
+        typ = table.schema.field(self.field).type
+        if self.kind == "text" and not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+            raise ValueError(f"{where}: field {self.field!r} holds {typ}, not text; give the column of "
+                             "documents, or kind: vector / image")
+        if self.kind == "vector":
+            inner = typ.value_type if pa.types.is_list(typ) or pa.types.is_large_list(typ) or \
+                pa.types.is_fixed_size_list(typ) else None
+            if inner is None or not (pa.types.is_integer(inner) or pa.types.is_floating(inner)):
+                raise ValueError(f"{where}: field {self.field!r} holds {typ}, not lists of numbers (vectors)")
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -139,6 +175,9 @@ class Source:
         cache = None if cache_dir is None else str(cache_dir)
         for p in paths:
             _check_file(name, p, fmt)
+        quiet = logging.getLogger("datasets.packaged_modules")  # it logs each parse error with a traceback
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
         try:
             if fmt == "json":
                 ds = datasets.Dataset.from_json(files, cache_dir=cache)
@@ -151,6 +190,8 @@ class Source:
         except (ValueError, OSError, TypeError, datasets.exceptions.DatasetGenerationError) as exc:
             cause = exc.__cause__ or exc
             raise ValueError(f"source {name!r}: could not read {fmt} file(s) {files}: {cause}") from exc
+        finally:
+            quiet.setLevel(level)
         origin = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} files)"
         return cls(name=name, dataset=ds, field=field, kind=kind, origin=origin, **options)
 
@@ -283,15 +324,22 @@ def _check_file(name: str, path: Path, fmt: str) -> None:
     if path.is_dir():
         return
     if fmt == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        empty = pq.ParquetFile(path).metadata.num_rows == 0
+        try:
+            empty = pq.ParquetFile(path).metadata.num_rows == 0
+        except (pa.ArrowException, OSError) as exc:
+            raise ValueError(f"source {name!r}: {path} is not a readable parquet file ({exc})") from None
     else:
         empty = path.stat().st_size == 0
     if empty:
         raise ValueError(f"source {name!r} is empty: {path} has no rows")
     if fmt in ("json", "csv"):
-        check_utf8(path)
+        try:
+            check_utf8(path)
+        except ValueError as exc:
+            raise ValueError(f"source {name!r}: {exc}") from None
 
 
 def _read_arrow(paths: list[Path]):

@@ -8,8 +8,10 @@ Layout of a store folder::
 
 Shard k always holds rows ``[k * shard_size, (k + 1) * shard_size)`` of its source, so a resumed run
 rewrites a missing or damaged shard in place and can never hold a sample twice. Each shard file is
-written atomically, then the manifest is rewritten atomically to list it, with its checksum and a
-hash of its input rows; a shard not listed, or whose file does not match its record, is not done.
+written atomically, then the manifest is rewritten atomically to list it, with the checksums of its
+two files and a hash of its input rows; a shard not listed, or whose files do not match its record,
+is not done. Reading checks each shard's files against their checksums the first time it is used:
+an altered shard or ids file is reported by name (:class:`StoreError`), never returned.
 
 Writing a shard's files (:func:`write_shard`) and listing it (:meth:`StoreWriter.register`) are
 separate steps so that an execution engine can run the first in parallel workers while the driver
@@ -60,6 +62,7 @@ class ShardRecord:
     stop: int
     sha256: str
     input_hash: str
+    ids_sha256: str = ""  # stores written before it was recorded have ""
 
     @property
     def file(self) -> str:
@@ -115,11 +118,20 @@ class EmbeddingStore:
                              "rerun the embed stage with the same arguments to finish it")
         self._maps = [self._open_shard(r) for r in self.shards]
         self._ids = None
+        self._checked: set[int] = set()
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, allow_partial: bool = False) -> "EmbeddingStore":
         """Open the store at ``path`` (same as the constructor)."""
         return cls(path, allow_partial=allow_partial)
+
+    def _check(self, k: int) -> ShardRecord:
+        """Shard k's record, after checking its files against their checksums (once per store)."""
+        rec = self.shards[k]
+        if k not in self._checked:
+            _check_files(self.path, rec)
+            self._checked.add(k)
+        return rec
 
     def _open_shard(self, rec: ShardRecord) -> np.ndarray:
         f = self.path / rec.file
@@ -143,19 +155,20 @@ class EmbeddingStore:
     def ids(self) -> np.ndarray:
         """Sample ids in row order, shape (n,), dtype str."""
         if self._ids is None:
-            parts = [np.load(self.path / r.ids_file, allow_pickle=False) for r in self.shards]
+            parts = [np.load(self.path / self._check(k).ids_file, allow_pickle=False) for k in range(len(self.shards))]
             self._ids = np.concatenate(parts) if parts else np.array([], dtype=str)
         return self._ids
 
     def shard(self, k: int) -> np.ndarray:
         """The k-th shard as a read-only memory map, shape (m, dim)."""
+        self._check(k)
         return self._maps[k]
 
     def read(self, k: int, rows: np.ndarray | None = None) -> np.ndarray:
         """Rows ``rows`` (default all) of the k-th shard, read into memory through a memory map that
         is closed again: nothing of the file stays mapped, so the resident memory of a process that
         streams a store is what it keeps, not the file. float32 of shape (len(rows), dim)."""
-        X = self._open_shard(self.shards[k])
+        X = self._open_shard(self._check(k))
         out = np.array(X if rows is None else X[rows], dtype=np.float32)
         del X  # unmap
         return out
@@ -164,21 +177,33 @@ class EmbeddingStore:
         """All embeddings in row order, in memory, float32 of shape (n, dim)."""
         if not self._maps:
             return np.empty((0, self.dim), dtype=np.float32)
-        return np.concatenate(self._maps, axis=0)
+        return np.concatenate([self.shard(k) for k in range(len(self._maps))], axis=0)
 
     def iter_batches(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(ids, X)`` batches in row order; memory stays at one batch."""
-        for rec, X in zip(self.shards, self._maps):
-            ids = np.load(self.path / rec.ids_file, allow_pickle=False)
+        for k, X in enumerate(self._maps):
+            ids = np.load(self.path / self._check(k).ids_file, allow_pickle=False)
             for i in range(0, len(X), batch_size):
                 yield ids[i:i + batch_size], np.asarray(X[i:i + batch_size])
 
     def verify(self) -> None:
-        """Check every shard's checksum; raise StoreError naming the first bad shard."""
-        for rec in self.shards:
-            if file_sha256(self.path / rec.file) != rec.sha256:
-                raise StoreError(f"{self.path / rec.file}: checksum mismatch; the shard was changed or "
-                                 "damaged after it was written; rerun the embed stage to repair it")
+        """Check every shard's files against their checksums; raise StoreError naming the first bad one."""
+        for k in range(len(self.shards)):
+            self._check(k)
+
+
+def _check_files(path: Path, rec: ShardRecord) -> None:
+    """Raise StoreError naming the first of shard ``rec``'s files that does not match its checksum."""
+    for name, digest in ((rec.file, rec.sha256), (rec.ids_file, rec.ids_sha256)):
+        if not digest:
+            continue
+        try:
+            actual = file_sha256(path / name)
+        except OSError as exc:
+            raise StoreError(f"{path / name}: cannot be read ({exc}); rerun the embed stage to repair it") from None
+        if actual != digest:
+            raise StoreError(f"{path / name}: checksum mismatch; the file was changed or damaged after it was "
+                             "written; rerun the embed stage to repair it")
 
 
 class StoreWriter:
@@ -237,15 +262,24 @@ class StoreWriter:
         self.dim = m["dim"]
         for r in m["shards"]:
             rec = ShardRecord(**r)
-            if self._intact(rec):
+            problem = self._problem(rec)
+            if problem is None:
                 self.records[rec.index] = rec
             else:
-                logger.warning("%s: shard %d is damaged; it will be recomputed", self.path, rec.index)
+                logger.warning("%s: shard %d is damaged (%s); it will be recomputed", self.path, rec.index, problem)
 
-    def _intact(self, rec: ShardRecord) -> bool:
-        f = self.path / rec.file
-        return (f.exists() and (self.path / rec.ids_file).exists()
-                and (rec.start, rec.stop) == self.bounds(rec.index) and file_sha256(f) == rec.sha256)
+    def _problem(self, rec: ShardRecord) -> str | None:
+        """Why shard ``rec`` cannot be reused, or None when it is intact."""
+        if (rec.start, rec.stop) != self.bounds(rec.index):
+            return f"rows {rec.start}:{rec.stop}, expected {self.bounds(rec.index)}"
+        missing = [f for f in (rec.file, rec.ids_file) if not (self.path / f).exists()]
+        if missing:
+            return f"missing {missing}"
+        try:
+            _check_files(self.path, rec)
+        except StoreError as exc:
+            return str(exc)
+        return None
 
     def done(self, k: int, input_hash: str) -> bool:
         """Whether shard k is written, intact, and was computed from the same input rows."""
@@ -324,6 +358,6 @@ def write_shard(path: str | os.PathLike, k: int, start: int, stop: int, ids: np.
     if X.ndim != 2 or len(X) != stop - start or len(ids) != stop - start:
         raise ValueError(f"shard {k}: got {X.shape} embeddings and {len(ids)} ids for rows {start}:{stop}")
     name = shard_name(k)
-    save_npy(path / f"{name}.ids.npy", np.asarray(ids, dtype=str))
+    f_ids = save_npy(path / f"{name}.ids.npy", np.asarray(ids, dtype=str))
     f = save_npy(path / f"{name}.npy", X)
-    return ShardRecord(int(k), int(start), int(stop), file_sha256(f), str(input_hash))
+    return ShardRecord(int(k), int(start), int(stop), file_sha256(f), str(input_hash), file_sha256(f_ids))

@@ -98,16 +98,11 @@ def get_encoder(model="auto", *, kind: str = "text", device: str = "auto", batch
 
 
 def read_rows(source: Source, start: int, stop: int):
-    """Rows ``start:stop`` of ``source``, checked: an (m, d) float32 array for vectors, else a list."""
+    """Rows ``start:stop`` of ``source``: an (m, d) float32 array for vectors, else a list (a
+    :class:`Source` has refused null and non-text rows of a text field on construction)."""
     if source.kind == "vector":
         return source.vectors(start, stop)
-    rows = source.samples(start, stop)
-    if source.kind == "text":
-        for i, t in enumerate(rows):
-            if not isinstance(t, str):
-                raise ValueError(f"source {source.name!r} ({source.origin}): field {source.field!r} row "
-                                 f"{start + i} is {type(t).__name__} {t!r}, expected text")
-    return rows
+    return source.samples(start, stop)
 
 
 def input_hash(ids: np.ndarray, rows) -> str:
@@ -163,10 +158,11 @@ class EmbedShards:
         ids = source.ids_between(start, stop)
         h = input_hash(ids, rows)
         out = {"source": name, "shard": k, "start": start, "stop": stop, "skipped": h == expected, "sha256": "",
-               "input_hash": h, "dim": -1}
+               "ids_sha256": "", "input_hash": h, "dim": -1}
         if h != expected:
             X = self.encoder.encode(rows)
-            out["sha256"] = write_shard(self.stores[name], k, start, stop, ids, X, h).sha256
+            rec = write_shard(self.stores[name], k, start, stop, ids, X, h)
+            out["sha256"], out["ids_sha256"] = rec.sha256, rec.ids_sha256
             out["dim"] = int(np.shape(X)[1])
         return out
 
@@ -279,7 +275,8 @@ def embed_sources(sources: list[Source], model="auto", *, stores: dict, batch_si
                 bar.refresh()
                 continue
             writers[row["source"]].register(ShardRecord(int(row["shard"]), int(row["start"]), int(row["stop"]),
-                                                        str(row["sha256"]), str(row["input_hash"])), int(row["dim"]))
+                                                        str(row["sha256"]), str(row["input_hash"]),
+                                                        str(row["ids_sha256"])), int(row["dim"]))
             bar.update(n)
     if skipped:
         logger.info("%s: resumed, %d of %d shards were already done", ", ".join(names), skipped, len(tasks))

@@ -50,6 +50,76 @@ def _names_match(plan: "Plan") -> None:
             raise ValueError(f"plan.{key} names sources {sorted(extra)} that have no ratio")
 
 
+#: the most passes over a source's kept data a plan may ask for: far past any repetition law's horizon
+#: (repeated data is worth nothing after ~16 epochs, Muennighoff et al. 2023)
+MAX_PLAN_EPOCHS = 1000.0
+
+
+def check_plan(plan: "Plan", available: dict, *, where: str = "plan", rtol: float = 0.01) -> "Plan":
+    """Check that ``plan`` describes data that exists and is self-consistent; return it, with the
+    epochs of every used source derived (ratio · tokens / kept) when the plan gives none (tokens:
+    ``provenance.tokens``, else the used sources' kept units, one pass on average).
+
+    Checked: every used source (ratio > 0) is in ``available``; ratios are in [0, 1] and sum to 1;
+    keep-fractions in (0, 1]; epochs finite, in [0, :data:`MAX_PLAN_EPOCHS`], > 0 exactly for the
+    used sources; and the epochs agree with the ratios: the tokens each used source implies,
+    ``epochs_i · keep_i · available_i / ratio_i``, are the same for all of them within ``rtol``
+    (a source held at ``provenance.max_epochs`` may imply fewer).
+
+    Parameters
+    ----------
+    plan : Plan
+    available : dict of str to float
+        Units (samples, or tokens) each source holds before filtering.
+    where : str
+        How errors name the plan (e.g. its file).
+    rtol : float
+        Relative tolerance of the epochs' agreement (rounding of kept sizes).
+
+    Raises
+    ------
+    ValueError
+        Naming ``where``, the field and the source.
+    """
+    used = [n for n, r in plan.ratios.items() if r > 0]
+    unknown = [n for n in used if n not in available]
+    if unknown:
+        raise ValueError(f"{where}: ratios name source(s) {unknown} that this run does not have; its sources: "
+                         f"{sorted(available)}")
+    for key, lo, hi, lo_open in (("ratios", 0.0, 1.0, False), ("keep_fractions", 0.0, 1.0, True),
+                                 ("epochs", 0.0, MAX_PLAN_EPOCHS, False)):
+        for n, v in getattr(plan, key).items():
+            if not (math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi):
+                interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+                raise ValueError(f"{where}: {key}.{n} = {v!r} is outside {interval}")
+    if not plan.epochs:
+        tokens = plan.provenance.get("tokens") or sum(_kept(plan, available, n) for n in used)
+        epochs = {n: (plan.ratios[n] * float(tokens) / _kept(plan, available, n) if n in used else 0.0)
+                  for n in plan.ratios}
+        return Plan(**{**plan.__dict__, "epochs": epochs})
+    for n in plan.ratios:
+        e = plan.epochs.get(n, 0.0)
+        if (e > 0) != (n in used):
+            raise ValueError(f"{where}: epochs.{n} = {e!r} with ratios.{n} = {plan.ratios[n]!r}: a source is "
+                             "trained on (epochs > 0) exactly when its ratio is > 0")
+    cap = plan.provenance.get("max_epochs")
+    implied = {n: plan.epochs[n] * _kept(plan, available, n) / plan.ratios[n] for n in used
+               if cap is None or plan.epochs[n] < float(cap) * (1 - 1e-9)}
+    if implied:
+        top = max(implied.values())
+        off = {n: t for n, t in implied.items() if t < top * (1 - rtol)}
+        if off:
+            shown = ", ".join(f"{n}: {t:.6g}" for n, t in implied.items())
+            raise ValueError(f"{where}: epochs do not agree with the ratios and keep_fractions: the tokens they "
+                             f"imply (epochs x kept / ratio) differ ({shown}); correct epochs, or remove the "
+                             "epochs field to have them derived from provenance.tokens")
+    return plan
+
+
+def _kept(plan: "Plan", available: dict, name: str) -> float:
+    return max(1.0, plan.keep_fractions.get(name, 1.0) * float(available[name]))
+
+
 @dataclass
 class Plan:
     """A mixture decision for a compute (and money) budget.
@@ -125,7 +195,9 @@ class Plan:
         """Read a plan from YAML text or a .yaml/.yml file."""
         p = Path(text_or_path) if not isinstance(text_or_path, str) or text_or_path.endswith((".yaml", ".yml")) else None
         text = p.read_text(encoding="utf-8") if p is not None else text_or_path
-        return cls.from_dict(yaml.safe_load(text))
+        from datamix.config import safe_load
+
+        return cls.from_dict(safe_load(text))
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """The plan as JSON; written atomically to ``path`` when given."""

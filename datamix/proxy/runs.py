@@ -9,14 +9,17 @@ again and reused by later fits instead of being retrained.
 The runs table is a CSV file with one row per run::
 
     run_id, data_key, trainer, size, seed, p_<source>..., metric, metric_name, loss, n_train,
-    seen, unique, epochs, wall_s, created
+    seen, unique, epochs, wall_s, created, check
 
 ``p_<source>`` holds the ratio of each source (a column per source name; NaN where a run did not
 involve that source), ``metric`` the target-set metric (``metric_name``: accuracy for the
 classifiers, greater is better; bits per byte for the language model, lower is better), ``loss``
 the target-set cross-entropy; ``seen`` the units (samples or tokens) the run trained on,
-``unique`` the distinct ones among them and ``epochs = seen / unique``. The file is rewritten atomically on every
-append (readers see the old table or the new one); it is meant for one writer at a time.
+``unique`` the distinct ones among them and ``epochs = seen / unique``; ``check`` a hash of the run's id and
+results, written with the row: a row whose results were changed after it was written (or that has
+no check) is reported and left out when the table is read, so the run is trained again rather than
+its altered result reused. The file is rewritten atomically on every append (readers see the old
+table or the new one); it is meant for one writer at a time.
 
 The trainings run on an engine (:mod:`datamix.engine`): in this process (``local``, the default)
 or one Ray task each (``ray``). Each run is appended to the table as it finishes, so an
@@ -51,6 +54,17 @@ logger = logging.getLogger(__name__)
 RATIO_PREFIX = "p_"
 BASE_COLUMNS = ("run_id", "data_key", "trainer", "size", "seed")
 RESULT_COLUMNS = ("metric", "metric_name", "loss", "n_train", "seen", "unique", "epochs", "wall_s", "created")
+CHECKED_COLUMNS = ("run_id", "size", "seed", "metric", "metric_name", "loss", "n_train", "seen", "unique", "epochs")
+
+
+def row_check(row: Mapping) -> str:
+    """Hash of a run's id and results (the columns reuse depends on), as stored in ``check``."""
+    def text(v) -> str:
+        if isinstance(v, str):
+            return v
+        return "nan" if v is None or pd.isna(v) else repr(float(v))
+
+    return hashlib.sha1("|".join(text(row.get(c)) for c in CHECKED_COLUMNS).encode()).hexdigest()[:16]
 
 
 def ratio_columns(names: Sequence[str]) -> list[str]:
@@ -92,8 +106,19 @@ class RunsTable:
             missing = [c for c in BASE_COLUMNS + ("metric",) if c not in df.columns]
             if missing:
                 raise ValueError(f"runs table {self.path} lacks column(s) {missing}; is it a datamix runs.csv?")
-            self._cache, self._mtime = df, mtime
+            self._cache, self._mtime = self._verified(df), mtime
         return self._cache.copy()
+
+    def _verified(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The rows whose ``check`` matches their contents; the others are named in a warning."""
+        stored = df["check"] if "check" in df.columns else pd.Series("", index=df.index)
+        ok = np.array([str(c) == row_check(r) for c, (_, r) in zip(stored, df.iterrows())], dtype=bool)
+        if not ok.all():
+            bad = df.loc[~ok, "run_id"].astype(str).tolist()
+            logger.warning("runs table %s: %d row(s) do not match their check (changed after they were written, "
+                           "or written without one): %s; those runs are not reused", self.path, len(bad),
+                           ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))
+        return df.loc[ok].reset_index(drop=True)
 
     def get(self, run_id: str) -> pd.Series | None:
         """The row of ``run_id``, or None."""
@@ -106,11 +131,12 @@ class RunsTable:
         new = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         if new.empty:
             return
+        new = new.assign(check=[row_check(r) for _, r in new.iterrows()])
         old = self.read()
         both = new if old.empty else pd.concat([old, new], ignore_index=True, sort=False)
         both = both.drop_duplicates("run_id", keep="last")
         ratio = sorted(c for c in both.columns if c.startswith(RATIO_PREFIX))
-        order = list(BASE_COLUMNS) + ratio + list(RESULT_COLUMNS)
+        order = list(BASE_COLUMNS) + ratio + list(RESULT_COLUMNS) + ["check"]
         both = both[[c for c in order if c in both.columns] + [c for c in both.columns if c not in order]]
         buf = io.StringIO()
         both.to_csv(buf, index=False)  # floats written exactly (shortest repr): reuse is bit-identical

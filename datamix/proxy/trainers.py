@@ -194,27 +194,35 @@ class ProxyTrainer:
         """Draw ``counts[j]`` rows of source ``j`` (:func:`~datamix.data.sources.draw_rows`) and train.
 
         Compute-bound: the distinct rows drawn form the pool and ``counts`` the budget per source.
-        Otherwise the drawn rows, repeats included, are the training set.
+        Otherwise the drawn rows, repeats included, are the training set: ``logistic`` trains on
+        the distinct rows weighted by their repeats (the same objective, memory bounded by the
+        unique rows), the epoch-based torch models on the repeated rows.
         """
         classes = np.unique(np.concatenate([y for _, y in data] + [target[1]]))
-        Xs, ys, groups, seen = [], [], [], []
+        Xs, ys, groups, seen, weights = [], [], [], [], []
+        weighted = self.model == "logistic"
         for j, ((X, y), name, c) in enumerate(zip(data, names, counts)):
             if c == 0:
                 continue
-            rows = draw_rows(name, len(X), int(min(c, len(X))) if self.compute_bound else int(c), seed)
+            n_draw = int(min(c, len(X))) if self.compute_bound or weighted else int(c)
+            rows = draw_rows(name, len(X), n_draw, seed)
             Xs.append(X[rows])
             ys.append(y[rows])
             groups.append(np.full(len(rows), len(seen)))
             seen.append(int(c))
+            if weighted:  # draw_rows repeats whole passes over the first len(X) rows, then a prefix
+                weights.append(int(c) // len(X) + (np.arange(len(rows)) < int(c) % len(X)))
         X, y = np.concatenate(Xs), np.concatenate(ys)
         budget = {"seen": np.array(seen), "groups": np.concatenate(groups)} if self.compute_bound else {}
+        if weighted:
+            budget = {"sample_weight": np.concatenate(weights).astype(np.float64)}
         metric, loss = self.train(X, y, *target, classes=classes, seed=seed, **budget)
         unique = int(sum(min(int(c), len(d[0])) for d, c in zip(data, counts)))
         return {"metric": metric, "loss": loss, "n_train": int(sum(seen)), "seen": int(sum(seen)),
                 "unique": unique}
 
     def train(self, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, *,
-              classes: np.ndarray, seed: int, seen=None, groups=None) -> tuple[float, float]:
+              classes: np.ndarray, seed: int, seen=None, groups=None, sample_weight=None) -> tuple[float, float]:
         """Train on ``(X_train, y_train)``; return (accuracy, cross-entropy) on the test set.
 
         Parameters
@@ -230,9 +238,14 @@ class ProxyTrainer:
             Compute-bound: samples to stream (per group); default ``len(X_train)`` (one pass).
         groups : ndarray of shape (n_samples,), optional
             Group of every row (compute-bound), numbered from 0.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Times each row counts (``logistic`` only): the same fit as the rows repeated.
         """
         if self.model == "logistic":
-            return _train_logistic(X_train, y_train, X_test, y_test, classes, C=self.C, max_iter=self.max_iter)
+            return _train_logistic(X_train, y_train, X_test, y_test, classes, C=self.C, max_iter=self.max_iter,
+                                   sample_weight=sample_weight)
+        if sample_weight is not None:
+            raise ValueError(f"sample_weight is for model 'logistic', not {self.model!r}")
         from datamix.proxy.trainer import train_proxy
 
         budget = {}
@@ -244,8 +257,9 @@ class ProxyTrainer:
         return res.accuracy, res.loss
 
 
-def _train_logistic(X_train, y_train, X_test, y_test, classes, *, C, max_iter):
-    """Multinomial logistic regression on standardised features (one BLAS/OpenMP thread)."""
+def _train_logistic(X_train, y_train, X_test, y_test, classes, *, C, max_iter, sample_weight=None):
+    """Multinomial logistic regression on standardised features (one BLAS/OpenMP thread); rows
+    weighted by ``sample_weight`` (repeats) fit and standardise as if repeated."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -257,12 +271,14 @@ def _train_logistic(X_train, y_train, X_test, y_test, classes, *, C, max_iter):
     if present.size < 2:  # a one-class training set predicts that class for everything
         full[:, np.searchsorted(classes, present[0])] = 1.0
     else:
-        mean, std = X_train.mean(0), X_train.std(0)
+        mean = np.average(X_train, axis=0, weights=sample_weight)
+        std = np.sqrt(np.average((X_train - mean) ** 2, axis=0, weights=sample_weight))
         std[std == 0] = 1.0
         with threadpool_limits(1), warnings.catch_warnings():
             # A small, noisy training set may need more iterations; the measurement is still usable.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model = LogisticRegression(C=C, max_iter=max_iter).fit((X_train - mean) / std, y_train)
+            model = LogisticRegression(C=C, max_iter=max_iter).fit((X_train - mean) / std, y_train,
+                                                                     sample_weight=sample_weight)
             proba = model.predict_proba((X_test - mean) / std)
         full[:, np.searchsorted(classes, model.classes_)] = np.maximum(proba, 1e-12)
     full /= full.sum(1, keepdims=True)

@@ -39,7 +39,8 @@ def sources():
 
 
 def plan():
-    return Plan(ratios={"a": 0.6, "b": 0.4}, keep_fractions={"a": 0.5, "b": 1.0}, epochs={"a": 1.2, "b": 2.0})
+    # 32 samples: 12 of a (10 kept, 1.2 epochs), 20 of b (all 10 kept, 2 epochs)
+    return Plan(ratios={"a": 0.375, "b": 0.625}, keep_fractions={"a": 0.5, "b": 1.0}, epochs={"a": 1.2, "b": 2.0})
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl"])

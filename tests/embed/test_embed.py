@@ -26,13 +26,13 @@ def test_text_embeddings_equal_sentence_transformers(minilm, tmp_path):
     np.testing.assert_allclose(store.load(), direct, atol=1e-5)
 
 
-def test_text_field_that_is_not_text_names_the_row(minilm, tmp_path):
+def test_text_field_with_missing_or_non_text_rows_is_refused_on_construction():
     import datasets
 
-    ds = datasets.Dataset.from_dict({"text": ["fine", None, "ok"]})
-    src = Source(name="t", dataset=ds, field="text")
-    with pytest.raises(ValueError, match="row 1 is NoneType None, expected text"):
-        embed(src, minilm, store=tmp_path / "s", progress=False)
+    with pytest.raises(ValueError, match=r"source 't' \(arrays\): field 'text' is missing \(null\) in 1 of 3 rows"):
+        Source(name="t", dataset=datasets.Dataset.from_dict({"text": ["fine", None, "ok"]}), field="text")
+    with pytest.raises(ValueError, match=r"field 'text' holds int64, not text"):
+        Source(name="t", dataset=datasets.Dataset.from_dict({"text": [1, 2]}), field="text")
 
 
 def test_vectors_pass_through_and_reject_models(tmp_path):

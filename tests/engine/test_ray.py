@@ -68,9 +68,11 @@ def test_embed_score_and_apply_stages_match_the_local_engine(ray_cluster, tmp_pa
         score_stage(cfg, run, sources)
         scores = {s.name: pd.read_parquet(run.path("scores", f"{s.name}.parquet")) for s in sources}
         quality = {n: -t["prototypes"].to_numpy() for n, t in scores.items()}
-        plan = Plan(ratios={"clean": 0.5, "noisy_labels": 0.3, "near_dup": 0.2},
-                    keep_fractions={"clean": 0.7, "noisy_labels": 0.4, "near_dup": 0.5},
-                    epochs={"clean": 1.5, "noisy_labels": 1.0, "near_dup": 2.0})
+        keep = {"clean": 0.7, "noisy_labels": 0.4, "near_dup": 0.5}
+        epochs = {"clean": 1.5, "noisy_labels": 1.0, "near_dup": 2.0}
+        units = {s.name: epochs[s.name] * keep[s.name] * len(s) for s in sources if s.name in epochs}  # implied ratios
+        plan = Plan(ratios={n: u / sum(units.values()) for n, u in units.items()}, keep_fractions=keep,
+                    epochs=epochs)
         manifest = apply_plan(plan, sources, quality, run.path("curated"), shard_size=150, engine=cfg.engine)
         runs[name] = (run, sources, scores, manifest)
 

@@ -101,8 +101,12 @@ def test_frontier_is_measured_at_its_ends(done):
 def test_data_sufficiency_warns_past_four_epochs_and_the_measured_horizon(done):
     out, metrics = done
     assert metrics["data_sufficiency"]["per_source"]
-    big = curate.run(config(tokens=12 * metrics["tokens"]), RunDir(out), progress=False, until="optimize")
-    assert big["runs"]["trained"] == 0  # the pool runs are reused
+    with pytest.raises(ValueError, match="holds a run of another config \\(differs in curate.tokens\\)"):
+        curate.run(config(tokens=12 * metrics["tokens"]), RunDir(out), progress=False, until="optimize")
+    big = curate.run(config(tokens=12 * metrics["tokens"]), RunDir(out), progress=False, until="optimize",
+                     restart=True)
+    assert big["runs"]["trained"] == 0  # starting over keeps the measured pool runs
+    assert not (out / "report.html").exists()  # and removes the other config's results
     warnings = " ".join(big["data_sufficiency"]["warnings"])
     assert "past ~4 epochs" in warnings and "beyond the 2.0 epochs the pool runs measured" in warnings
 
