@@ -126,6 +126,7 @@ def train_proxy(
     seen: int | npt.ArrayLike | None = None,
     groups: npt.ArrayLike | None = None,
     warmup: float = 0.05,
+    rows: npt.ArrayLike | None = None,
 ) -> ProxyResult:
     """Train a seeded linear or MLP classifier on embeddings and measure it on a test set.
 
@@ -182,6 +183,9 @@ def train_proxy(
         Group (source) of every training row, numbered from 0; default: one group.
     warmup : float, default=0.05
         Share of the steps warming up (compute-bound runs).
+    rows : array-like of int of shape (n_rows,), optional
+        Epoch-based training on ``X_train[rows]`` (rows may repeat): the same run as on the copy,
+        without making it (memory of the distinct rows plus 8 bytes per row of the training set).
 
     Returns
     -------
@@ -225,7 +229,16 @@ def train_proxy(
     if seen is not None:
         if dynamics:
             raise ValueError("dynamics are recorded per epoch: use epochs, not seen=")
+        if rows is not None:
+            raise ValueError("rows= is for epoch-based training; a compute-bound run (seen=) repeats by itself")
         stream = _budget_stream(seen, groups, X_train.shape[0], int(batch_size))
+    if rows is not None:
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or not rows.size or not np.issubdtype(rows.dtype, np.integer) or \
+                rows.min() < 0 or rows.max() >= X_train.shape[0]:
+            raise ValueError(f"rows must be a non-empty 1-D array of row numbers in [0, {X_train.shape[0]})")
+        if dynamics:
+            raise ValueError("dynamics are recorded per training row: pass X_train[rows], not rows=")
     torch_seed = int(check_seed(seed).integers(2**31 - 1))
     previous_threads = torch.get_num_threads()
     if n_threads is not None:
@@ -236,7 +249,7 @@ def train_proxy(
             min_steps=int(min_steps), batch_size=int(batch_size), lr=float(lr),
             weight_decay=float(weight_decay), hidden=int(hidden), standardize=standardize,
             dynamics=dynamics, torch_seed=torch_seed, device=_torch_device(device), stream=stream,
-            warmup=float(warmup),
+            warmup=float(warmup), rows=rows,
         )
     finally:
         torch.set_num_threads(previous_threads)
@@ -302,13 +315,21 @@ def _build_model(model, n_features, n_classes, hidden):
 
 
 def _train_proxy_impl(X_train, y_idx, test, classes, *, model, epochs, min_steps, batch_size, lr,
-                      weight_decay, hidden, standardize, dynamics, torch_seed, device, stream=None, warmup=0.05):
+                      weight_decay, hidden, standardize, dynamics, torch_seed, device, stream=None, warmup=0.05,
+                      rows=None):
     """Training loop on clean input: float32 features, int64 class indices, valid options;
-    ``stream`` is None (epochs) or the checked (rows, sizes, seen) of a compute-bound run."""
-    n, d = X_train.shape
-    if standardize:
+    ``stream`` is None (epochs) or the checked (rows, sizes, seen) of a compute-bound run;
+    ``rows`` None or the checked rows of ``X_train`` forming the (epoch-based) training set."""
+    d = X_train.shape[1]
+    n = X_train.shape[0] if rows is None else rows.size  # rows of the training set, repeats included
+    if standardize and rows is None:
         mean = X_train.mean(axis=0, dtype=np.float64)
         std = X_train.std(axis=0, dtype=np.float64)
+        std[std == 0] = 1.0
+    elif standardize:  # the statistics of X_train[rows], from the distinct rows weighted by their count
+        weights = np.bincount(rows, minlength=X_train.shape[0])
+        mean = np.average(X_train, axis=0, weights=weights).astype(np.float64)
+        std = np.sqrt(np.average((X_train - mean) ** 2, axis=0, weights=weights))
         std[std == 0] = 1.0
     else:
         mean, std = np.zeros(d), np.ones(d)
@@ -317,6 +338,7 @@ def _train_proxy_impl(X_train, y_idx, test, classes, *, model, epochs, min_steps
         return torch.as_tensor(((X - mean) / std).astype(np.float32), device=device)
 
     Xt, yt = to_tensor(X_train), torch.as_tensor(y_idx, device=device)
+    rows_t = None if rows is None else torch.as_tensor(rows, device=device)
     steps_per_epoch = math.ceil(n / batch_size)
     n_epochs = max(epochs, math.ceil(min_steps / steps_per_epoch))
 
@@ -348,6 +370,8 @@ def _train_proxy_impl(X_train, y_idx, test, classes, *, model, epochs, min_steps
         total = 0.0
         for start in range(0, n, batch_size):
             batch = perm[start:start + batch_size]
+            if rows_t is not None:
+                batch = rows_t[batch]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(net(Xt[batch]), yt[batch])
             loss.backward()
@@ -367,7 +391,8 @@ def _train_proxy_impl(X_train, y_idx, test, classes, *, model, epochs, min_steps
             grad_norms=np.stack([s[1] for s in snapshots], axis=1),
             labels=y_idx,
         )
-    return ProxyResult(accuracy, loss, n, n_epochs, classes, loss_curve, record, seen=n * n_epochs, unique=n)
+    unique = n if rows is None else int(np.unique(rows).size)
+    return ProxyResult(accuracy, loss, n, n_epochs, classes, loss_curve, record, seen=n * n_epochs, unique=unique)
 
 
 def _train_stream(net, opt, loss_fn, Xt, yt, order, batch_size, device, warmup):

@@ -194,35 +194,43 @@ class ProxyTrainer:
         """Draw ``counts[j]`` rows of source ``j`` (:func:`~datamix.data.sources.draw_rows`) and train.
 
         Compute-bound: the distinct rows drawn form the pool and ``counts`` the budget per source.
-        Otherwise the drawn rows, repeats included, are the training set: ``logistic`` trains on
-        the distinct rows weighted by their repeats (the same objective, memory bounded by the
-        unique rows), the epoch-based torch models on the repeated rows.
+        Otherwise the drawn rows, repeats included, are the training set, never copied: ``logistic``
+        trains on the distinct rows weighted by their repeats (the same objective), the epoch-based
+        torch models on the distinct rows indexed by their positions (the same run).
         """
         classes = np.unique(np.concatenate([y for _, y in data] + [target[1]]))
-        Xs, ys, groups, seen, weights = [], [], [], [], []
-        weighted = self.model == "logistic"
+        Xs, ys, groups, seen, weights, positions = [], [], [], [], [], []
+        offset = 0
         for j, ((X, y), name, c) in enumerate(zip(data, names, counts)):
             if c == 0:
                 continue
-            n_draw = int(min(c, len(X))) if self.compute_bound or weighted else int(c)
-            rows = draw_rows(name, len(X), n_draw, seed)
+            c = int(c)
+            rows = draw_rows(name, len(X), min(c, len(X)), seed)  # the distinct rows of the c draws
             Xs.append(X[rows])
             ys.append(y[rows])
             groups.append(np.full(len(rows), len(seen)))
-            seen.append(int(c))
-            if weighted:  # draw_rows repeats whole passes over the first len(X) rows, then a prefix
-                weights.append(int(c) // len(X) + (np.arange(len(rows)) < int(c) % len(X)))
+            seen.append(c)
+            # the c draws repeat whole passes over these rows, then a prefix: weights or positions, never copies
+            if self.model == "logistic":
+                weights.append(c // len(rows) + (np.arange(len(rows)) < c % len(rows)))
+            elif not self.compute_bound:
+                positions.append(offset + np.tile(np.arange(len(rows)), -(-c // len(rows)))[:c])
+            offset += len(rows)
         X, y = np.concatenate(Xs), np.concatenate(ys)
-        budget = {"seen": np.array(seen), "groups": np.concatenate(groups)} if self.compute_bound else {}
-        if weighted:
+        if self.compute_bound:
+            budget = {"seen": np.array(seen), "groups": np.concatenate(groups)}
+        elif self.model == "logistic":
             budget = {"sample_weight": np.concatenate(weights).astype(np.float64)}
+        else:
+            budget = {"rows": np.concatenate(positions)}
         metric, loss = self.train(X, y, *target, classes=classes, seed=seed, **budget)
         unique = int(sum(min(int(c), len(d[0])) for d, c in zip(data, counts)))
         return {"metric": metric, "loss": loss, "n_train": int(sum(seen)), "seen": int(sum(seen)),
                 "unique": unique}
 
     def train(self, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, *,
-              classes: np.ndarray, seed: int, seen=None, groups=None, sample_weight=None) -> tuple[float, float]:
+              classes: np.ndarray, seed: int, seen=None, groups=None, sample_weight=None,
+              rows=None) -> tuple[float, float]:
         """Train on ``(X_train, y_train)``; return (accuracy, cross-entropy) on the test set.
 
         Parameters
@@ -240,6 +248,8 @@ class ProxyTrainer:
             Group of every row (compute-bound), numbered from 0.
         sample_weight : ndarray of shape (n_samples,), optional
             Times each row counts (``logistic`` only): the same fit as the rows repeated.
+        rows : ndarray of int, optional
+            Epoch-based torch models: train on ``X_train[rows]`` without copying it.
         """
         if self.model == "logistic":
             return _train_logistic(X_train, y_train, X_test, y_test, classes, C=self.C, max_iter=self.max_iter,
@@ -253,7 +263,7 @@ class ProxyTrainer:
             budget = {"seen": len(X_train) if seen is None else seen, "groups": groups, "warmup": self.warmup}
         res = train_proxy(X_train, y_train, X_test, y_test, model=self.model, epochs=self.epochs,
                           lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
-                          hidden=self.hidden, classes=classes, seed=seed, device=self.device, **budget)
+                          hidden=self.hidden, classes=classes, seed=seed, device=self.device, rows=rows, **budget)
         return res.accuracy, res.loss
 
 

@@ -113,6 +113,25 @@ def test_logistic_repeats_are_weights_not_copies():
     assert huge["seen"] == 10**12
 
 
+def test_epoch_based_torch_repeats_are_positions_not_copies():
+    from datamix.data.sources import draw_rows
+    from datamix.proxy.trainer import train_proxy
+
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(30, 3)).astype(np.float32), np.arange(30) % 3
+    X[:, 0] += y
+    Xt, yt = rng.normal(size=(40, 3)).astype(np.float32), np.arange(40) % 3
+    trainer = ProxyTrainer(model="mlp", epochs=3, batch_size=8, hidden=8)
+    out = trainer.train_mixture([(X, y)], ["a"], np.array([75]), (Xt, yt), seed=0)  # 2.5 passes
+    rows = draw_rows("a", 30, 75, 0)
+    copied = train_proxy(X[rows], y[rows], Xt, yt, model="mlp", epochs=3, batch_size=8, hidden=8, lr=trainer.lr,
+                         weight_decay=trainer.weight_decay, classes=np.arange(3), seed=0, device="cpu")
+    np.testing.assert_allclose([out["metric"], out["loss"]], [copied.accuracy, copied.loss], rtol=1e-5)
+    assert out["seen"] == 75 and out["unique"] == 30
+    with pytest.raises(ValueError, match=r"rows must be a non-empty 1-D array of row numbers in \[0, 30\)"):
+        train_proxy(X, y, rows=np.array([0, 30]))
+
+
 @pytest.fixture
 def done(tmp_path, files, make_vector_config):
     cfg = tmp_path / "cfg.yaml"
