@@ -64,7 +64,8 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
     if planned and (run_dir.root / "plan.yaml").exists():
         plan = Plan.from_yaml(run_dir.root / "plan.yaml")
         shown = {k: round(v, 3) for k, v in plan.ratios.items() if v > 0}
-        print(f"  plan: ratios {shown}, keep {plan.keep_fractions or '-'}, buy {plan.buy or '-'}")
+        keep = {k: v for k, v in plan.keep_fractions.items() if k in shown}  # an unused source keeps nothing
+        print(f"  plan: ratios {shown}, keep {keep or '-'}, buy {plan.buy or '-'}")
         print(f"  predicted {plan.predicted:.4g} (interval {plan.interval[0]:.4g} .. {plan.interval[1]:.4g})")
     for name, v in (metrics.get("dedup") or {}).items():
         print(f"  dedup {name}: kept {v['kept']} of {v['rows']} ({v['exact_removed']} exact, {v['near_removed']} near "

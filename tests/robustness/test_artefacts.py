@@ -5,6 +5,7 @@ is; a rerun removes what an earlier plan or a killed write left; outputs respect
 import json
 import logging
 import os
+import re
 import stat
 
 import numpy as np
@@ -133,13 +134,16 @@ def test_epoch_based_torch_repeats_are_positions_not_copies():
 
 
 @pytest.fixture
-def done(tmp_path, files, make_vector_config):
+def done(tmp_path, files, make_vector_config, capsys):
     cfg = tmp_path / "cfg.yaml"
     config = make_vector_config(files)
     config["curate"].update(passes=[0.25, 0.5, 1.0, 2.0], seeds=[0, 1])  # enough pool runs for a QQT fit
     cfg.write_text(yaml.safe_dump(config))
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out), "-q"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("  plan: ratios"))
+    ratios, keep = map(yaml.safe_load, re.search(r"ratios (\{.*?\}), keep (\{.*?\})", line).groups())
+    assert set(keep) == set(ratios)  # the summary shows what the plan uses, unused sources nowhere
     return cfg, out
 
 
