@@ -1,9 +1,10 @@
 """Do the intervals hold what they claim? Empirical coverage of nominal 90% intervals, and their width.
 
 Every interval datamix draws is the bootstrap refits of a law spread by the law's residuals on its
-own points (``datamix.laws.calibrated_interval``). This prints, for each case the project can
-measure, the share of held-out measurements inside the interval and the median width (relative to
-the prediction), next to the parameter bootstrap alone (what the intervals were before):
+own points (``datamix.laws.calibrated_interval``), widened past the fitted range by held-out-scale
+calibration (``Law.predict_interval``). This prints, for each case the project can measure, the
+share of held-out measurements inside the interval and the median width (relative to the
+prediction), next to the parameter bootstrap alone (what the intervals were at first):
 
 - data-constrained runs (datablations, C4 and OSCAR): ``DataConstrained`` fitted on runs of <= 7
   epochs, intervals for the 14- and 44-epoch runs; and fitted on every other run, intervals for the

@@ -191,6 +191,11 @@ class Law(RegressorMixin, BaseEstimator):
         """Grid of starting points (n_starts, n_params) in natural units, computed from the data."""
         raise NotImplementedError
 
+    def _scales(self, Z) -> np.ndarray | None:
+        """Positive quantities along which the law extrapolates (data, parameters, epochs), shape
+        (n_samples, n_scales); None for a law without such an axis (mixture proportions)."""
+        return None
+
     def _fixed(self) -> dict[str, float]:
         """Parameters held fixed during the fit (name -> value)."""
         return {}
@@ -265,6 +270,7 @@ class Law(RegressorMixin, BaseEstimator):
         self.n_starts_ = outcome.n_starts
         self._train = (Z, y, w, free)
         self._boot = None
+        self._slopes = {}
         logger.debug("%s: cost %.6g after %d starts, converged=%s", type(self).__name__, self.cost_,
                      self.n_starts_, self.converged_)
         return self
@@ -276,7 +282,8 @@ class Law(RegressorMixin, BaseEstimator):
         return self._model(self._theta(), Z, False)[0]
 
     def predict_interval(self, X: npt.ArrayLike, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-        """Prediction interval: the parameters' uncertainty and the law's own error.
+        """Prediction interval: the parameters' uncertainty and the law's own error, also past the
+        fitted range.
 
         The law is refitted ``n_bootstrap`` times on points resampled with replacement (seeded by
         ``seed``, started from the fitted parameters; the refits are cached), and each refit's
@@ -284,6 +291,10 @@ class Law(RegressorMixin, BaseEstimator):
         interval holds the central ``level`` of those draws (:func:`calibrated_interval`), and
         always the point prediction. A parameter bootstrap alone covers only the first part: on a
         law that fits its points to 1% it gives intervals far narrower than the law's error.
+        Rows past the fitted range (:meth:`extrapolation`) are widened to at least the in-range
+        residuals' ``level`` quantile plus the error growth measured by refitting on the smaller
+        points and predicting the larger ones, which grows with the squared distance (held-out
+        scale calibration; computed once per level).
 
         Parameters
         ----------
@@ -302,8 +313,82 @@ class Law(RegressorMixin, BaseEstimator):
         Z = self._design(X, reset=False)
         preds = np.array([self._model(t, Z, False)[0] for t in self._bootstrap_thetas()])
         r, multiplicative = self._residuals()
-        return calibrated_interval(preds, self._model(self._theta(), Z, False)[0], r, level,
-                                   multiplicative=multiplicative)
+        point = self._model(self._theta(), Z, False)[0]
+        lo, hi = calibrated_interval(preds, point, r, level, multiplicative=multiplicative)
+        rho = self._distance(Z)
+        if rho is None or not (rho > 0).any():
+            return lo, hi
+        half = np.quantile(np.abs(r), level) + rho ** 2 @ self._extrapolation_slopes(level)  # (n,)
+        half = np.where(rho.any(axis=1), half, 0.0)  # rows inside the fitted range keep their interval
+        wide = (point * np.exp(-half), point * np.exp(half)) if multiplicative else (point - half, point + half)
+        return np.minimum(lo, wide[0]), np.maximum(hi, wide[1])
+
+    def extrapolation(self, X: npt.ArrayLike) -> np.ndarray:
+        """How far each row of ``X`` lies past the fitted points along each of the law's scales
+        (data, parameters, epochs): ``log(s / s_max)`` with ``s_max`` the largest fitted value, 0
+        inside the fitted range; shape (n_samples, n_scales) (n_scales = 0 for a law without a
+        scale axis, such as the mixing laws)."""
+        check_is_fitted(self)
+        Z = self._design(X, reset=False)
+        rho = self._distance(Z)
+        return np.zeros((self._n_samples(Z), 0)) if rho is None else rho
+
+    def _distance(self, Z, fitted=None) -> np.ndarray | None:
+        """:meth:`extrapolation` of design ``Z`` past the training rows ``fitted`` (a mask over
+        them; default: those of non-zero weight)."""
+        S = self._scales(Z)
+        if S is None or getattr(self, "_train", None) is None:
+            return None
+        Zt, _, w, _ = self._train
+        St = self._scales(Zt)[w > 0 if fitted is None else fitted]
+        return np.log(np.maximum(S / St.max(axis=0), 1.0))
+
+    def _extrapolation_slopes(self, level: float) -> np.ndarray:
+        """How fast the law's error grows past its range along each scale, shape (n_scales,): the
+        error (log ratio or difference) beyond the in-range residuals' level-quantile is taken to
+        grow as ``slope * distance**2`` (a law fitted to its points matches their level and slope
+        at the edge, so a smooth misfit shows first at second order). Along scale k the law is
+        refitted, from its own starts, on the points up to a cut (at 1/2, 5/8, 3/4 and 7/8 of the
+        distinct values, values within 1% counting as one; a cut must leave more points than free
+        parameters), and the excess error of every point past the cut is divided by its squared
+        distance along k; the slope is the conformal ``level`` quantile of those ratios (their
+        largest when there are few). A scale no cut can calibrate gets the largest slope of the
+        others (0 when none can). Cached per level."""
+        if level in self._slopes:
+            return self._slopes[level]
+        Z, y, w, free = self._train
+        names, transforms, lower, upper = self._resolved_spec()
+        r_in, multiplicative = self._residuals()
+        q_in = np.quantile(np.abs(r_in), level)
+        S, used = self._scales(Z), w > 0
+        slopes = np.full(S.shape[1], np.nan)
+        for k in range(S.shape[1]):
+            ratios = []
+            log_s = np.log(S[:, k])
+            values = np.unique(np.round(log_s[used], 2))  # values within 1% are one value
+            for cut in np.unique(values[(len(values) * np.array([4, 5, 6, 7]) // 8).clip(0, len(values) - 2)]):
+                inside, past = used & (log_s <= cut + 0.005), used & (log_s > cut + 0.005)
+                if inside.sum() <= free.sum():
+                    continue
+                idx = np.flatnonzero(inside)
+                starts = np.array(self._starts(self._take(Z, idx), y[idx]), dtype=float, ndmin=2)
+                starts[:, ~free] = self._theta()[~free]  # the refit starts from its data, never from the full fit
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    theta = self._optimize(self._take(Z, idx), y[idx], w[idx], starts, free, transforms, lower,
+                                           upper, self.n_starts).theta
+                Zp = self._take(Z, np.flatnonzero(past))
+                y_hat = self._model(theta, Zp, False)[0]
+                err = np.log(y[past] / y_hat) if multiplicative else y[past] - y_hat
+                rho = self._distance(Zp, fitted=inside)[:, k]
+                ratios += list(np.maximum(np.abs(err) - q_in, 0.0) / rho ** 2)
+            m = len(ratios)
+            if m:
+                slopes[k] = np.quantile(ratios, min(1.0, np.ceil((m + 1) * level) / m))
+        known = slopes[np.isfinite(slopes)]
+        slopes[~np.isfinite(slopes)] = known.max() if known.size else 0.0
+        self._slopes[level] = slopes
+        return slopes
 
     def _residuals(self) -> tuple[np.ndarray, bool]:
         """:func:`fit_residuals` of the fit on its training points (those of non-zero weight)."""

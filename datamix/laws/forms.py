@@ -165,6 +165,9 @@ class PowerLaw(Law):
     def _spec(self):
         return [("a", "log", _POS), ("b", "log", (0.0, 10.0)), ("c", "log", _POS)]
 
+    def _scales(self, Z):
+        return Z
+
     def _model(self, theta, Z, jac):
         a, b, c = theta
         n = Z[:, 0]
@@ -200,6 +203,9 @@ class Chinchilla(Law):
     def _spec(self):
         return list(_CHINCHILLA_SPEC)
 
+    def _scales(self, Z):
+        return Z
+
     def _model(self, theta, Z, jac):
         return _chinchilla_with_jacobian(Z[:, 0], Z[:, 1], theta, jac)
 
@@ -230,6 +236,9 @@ class _FixedBase(Law):
 
     def _fixed(self):
         return {} if self.base is None else {k: float(self.base[k]) for k in CHINCHILLA_KEYS}
+
+    def _scales(self, Z):  # columns N, D, U: parameters, tokens and epochs D / U
+        return np.column_stack([Z[:, 0], Z[:, 1], Z[:, 1] / Z[:, 2]])
 
 
 class DataConstrained(_FixedBase):

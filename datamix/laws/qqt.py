@@ -232,6 +232,9 @@ class QualityQuantity(Law):
     def _take(Z, idx):
         return tuple(z[idx] for z in Z)
 
+    def _scales(self, Z):  # samples seen and epochs over the pool
+        return np.column_stack([Z[1], Z[1] / Z[2]])
+
     def _init_from_params(self, params):
         self.pools_ = [k[2:-1] for k in params if k.startswith("b[") and k.endswith("]")]
         self.pool_sizes_ = {}
