@@ -315,11 +315,17 @@ class Law(RegressorMixin, BaseEstimator):
         r, multiplicative = self._residuals()
         point = self._model(self._theta(), Z, False)[0]
         lo, hi = calibrated_interval(preds, point, r, level, multiplicative=multiplicative)
-        rho = self._distance(Z)
+        return self._widened(point, lo, hi, self._distance(Z), level)
+
+    def _widened(self, point, lo, hi, rho, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """Interval ``(lo, hi)`` around ``point`` (n,) widened, for rows lying ``rho`` (n, n_scales)
+        past the fitted range, to the in-range residuals' ``level`` quantile plus the calibrated
+        growth ``rho**2 @ slopes`` (:meth:`_extrapolation_slopes`); rows inside are kept."""
         if rho is None or not (rho > 0).any():
             return lo, hi
-        half = np.quantile(np.abs(r), level) + rho ** 2 @ self._extrapolation_slopes(level)  # (n,)
-        half = np.where(rho.any(axis=1), half, 0.0)  # rows inside the fitted range keep their interval
+        r, multiplicative = self._residuals()
+        half = np.quantile(np.abs(r), level) + rho ** 2 @ self._extrapolation_slopes(level)
+        half = np.where(rho.any(axis=1), half, 0.0)
         wide = (point * np.exp(-half), point * np.exp(half)) if multiplicative else (point - half, point + half)
         return np.minimum(lo, wide[0]), np.maximum(hi, wide[1])
 

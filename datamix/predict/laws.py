@@ -35,6 +35,7 @@ import logging
 from typing import Mapping
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
@@ -378,10 +379,23 @@ class QualityPredictor(BaseEstimator):
         """d prediction / d q, shape (n_sources,) (by autograd)."""
         return self._grads(p, N, q)[1]
 
+    def extrapolation(self, p, N, q=None) -> np.ndarray:
+        """How far mixture ``p`` (keep-fractions ``q``, ``N`` samples seen) lies past the law's pool
+        runs along its scales (samples seen of a source, epochs over its kept data), the largest
+        over the sources it uses: see :meth:`~datamix.laws.base.Law.extrapolation`; shape
+        (1, n_scales), zeros inside the runs' range."""
+        P, N, Q = self._inputs(p, N, q)
+        P, Q = P.numpy().reshape(-1), Q.numpy().reshape(-1)
+        used = np.flatnonzero(P > 0)
+        frame = pd.DataFrame({"pool": [self._pool_names[i][0] for i in used], "n": P[used] * N,
+                              "S": Q[used] * np.array([self.sizes_[self.sources_[i]] for i in used])})
+        return self.law_.extrapolation(frame).max(axis=0, keepdims=True)
+
     def predict_interval(self, p, N, q=None, level: float = 0.9) -> tuple[float, float]:
         """Prediction interval: the law's bootstrap refits, each spread by the law's residuals on
         its pool runs (:func:`~datamix.laws.base.calibrated_interval`, in the law's error space),
-        so that it covers the law's own error and not only its parameters'; always contains
+        so that it covers the law's own error and not only its parameters', and widened past the
+        runs' range as the law's own intervals are (:meth:`extrapolation`); always contains
         :meth:`predict`. Needs a law fitted on data: (nan, nan) for one made with ``from_params``.
         """
         if not 0 < level < 1:
@@ -399,8 +413,10 @@ class QualityPredictor(BaseEstimator):
             point = float(self.predict_torch(P, N, Q))
         flip = self.output == "accuracy"  # the law models the error, 1 - accuracy
         r, multiplicative = self.law_._residuals()
-        lo, hi = calibrated_interval((1.0 - vals if flip else vals)[:, None], np.array([1.0 - point if flip else point]),
-                                     r, level, multiplicative=multiplicative)
+        err = np.array([1.0 - point if flip else point])
+        lo, hi = calibrated_interval((1.0 - vals if flip else vals)[:, None], err, r, level,
+                                     multiplicative=multiplicative)
+        lo, hi = self.law_._widened(err, lo, hi, self.extrapolation(p, N, q), level)
         if not flip:
             return float(lo[0]), float(hi[0])
         # an accuracy lies in [0, 1] (the point stays inside even where the law's error passes 1)

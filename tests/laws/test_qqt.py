@@ -169,3 +169,26 @@ def test_bad_pools_are_named(rng):
         best_pool_combination(law, ["hi", "mid"], 1e5, total=10.0)
     with pytest.raises(ValueError, match="form"):
         QualityQuantity(form="paper").fit(df, df.y)
+
+
+def test_mixture_intervals_widen_past_the_pool_runs(rng):
+    """The curate predictor's intervals follow the law's: inside the runs' range (samples seen and
+    epochs) they are the law's calibrated ones; past it they widen with the distance, and the
+    distance is that of the source it uses furthest past its runs."""
+    from datamix.predict.laws import QualityPredictor
+
+    df = synthetic(rng, lo_frac=0.1)
+    train = df.n <= df.groupby("pool").n.transform(lambda s: s.quantile(0.7))  # up to 6.2 (hi), 3.9 (mid) passes
+    law = QualityQuantity(n_starts=6, n_bootstrap=10).fit(df[train], df.y[train])
+    pred = QualityPredictor(law, pools={"hi": ["hi"], "mid": ["mid"], "lo": ["lo"]}).fit()
+    inside = pred.extrapolation([0.0, 0.0, 1.0], 5e5)
+    np.testing.assert_array_equal(inside, 0.0)
+    far = pred.extrapolation([0.5, 0.0, 0.5], 4e6)  # hi: 2e6 seen (its runs: 6.2e5), 20 passes of 1e5
+    n_max, e_max = df[train].n.max(), (df[train].n / df[train].S).max()
+    np.testing.assert_allclose(far, [[np.log(2e6 / n_max), np.log(20 / e_max)]], rtol=1e-9)
+    widths = []
+    for N in (5e5, 4e6, 4e7):
+        lo, hi = pred.predict_interval([0.5, 0.0, 0.5], N)
+        assert lo <= pred.predict([0.5, 0.0, 0.5], N) <= hi
+        widths.append(np.log(hi / lo))
+    assert widths[0] < widths[1] < widths[2]
