@@ -354,7 +354,7 @@ class Law(RegressorMixin, BaseEstimator):
         error (log ratio or difference) beyond the in-range residuals' level-quantile is taken to
         grow as ``slope * distance**2`` (a law fitted to its points matches their level and slope
         at the edge, so a smooth misfit shows first at second order). Along scale k the law is
-        refitted, from its own starts, on the points up to a cut (at 1/2, 5/8, 3/4 and 7/8 of the
+        refitted, from the 5 best of its own starts, on the points up to a cut (at 1/2, 5/8, 3/4 and 7/8 of the
         distinct values, values within 1% counting as one; a cut must leave more points than free
         parameters), and the excess error of every point past the cut is divided by its squared
         distance along k; the slope is the conformal ``level`` quantile of those ratios (their
@@ -382,7 +382,7 @@ class Law(RegressorMixin, BaseEstimator):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     theta = self._optimize(self._take(Z, idx), y[idx], w[idx], starts, free, transforms, lower,
-                                           upper, self.n_starts).theta
+                                           upper, 5).theta
                 Zp = self._take(Z, np.flatnonzero(past))
                 y_hat = self._model(theta, Zp, False)[0]
                 err = np.log(y[past] / y_hat) if multiplicative else y[past] - y_hat
