@@ -360,6 +360,8 @@ class QualityPredictor(BaseEstimator):
         P, N, Q = self._inputs(p, N, q)
         with torch.no_grad():
             out = self.predict_torch(P, N, Q).numpy()
+        if self.output == "accuracy":  # 1 - error, and an error past 1 (no class learnt) is no accuracy below 0
+            out = np.maximum(out, 0.0)
         return float(out) if out.ndim == 0 else out
 
     def _grads(self, p, N, q):
@@ -410,7 +412,7 @@ class QualityPredictor(BaseEstimator):
 
         with torch.no_grad():
             vals = np.array([float(self.predict_torch(P, N, Q, params=t)) for t in thetas])
-            point = float(self.predict_torch(P, N, Q))
+        point = self.predict(p, N, q)
         flip = self.output == "accuracy"  # the law models the error, 1 - accuracy
         r, multiplicative = self.law_._residuals()
         err = np.array([1.0 - point if flip else point])

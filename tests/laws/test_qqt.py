@@ -192,3 +192,12 @@ def test_mixture_intervals_widen_past_the_pool_runs(rng):
         assert lo <= pred.predict([0.5, 0.0, 0.5], N) <= hi
         widths.append(np.log(hi / lo))
     assert widths[0] < widths[1] < widths[2]
+
+
+def test_accuracy_is_never_predicted_below_zero():
+    from datamix.predict.laws import QualityPredictor
+
+    law = QualityQuantity.from_params({"a": 5.0, "d": 0.0, "b[hi]": -0.01, "tau[hi]": 2.0})
+    pred = QualityPredictor(law, pools={"web": {"hi": 100.0}}, output="accuracy").fit()
+    assert pred.predict([1.0], 10) == 0.0  # the law's error is 4.9: nothing learnt, not -3.9
+    np.testing.assert_array_equal(pred.predict(np.ones((2, 1)), 10), [0.0, 0.0])
