@@ -7,8 +7,8 @@ measurement noise. Candidate predictors of the objective from the weights
 (:mod:`datamix.predict.runs`: MixingLaw with 1 and 2 components, gradient boosting, linear, and
 their ensemble) are scored on held-out runs — k-fold over the runs of the fit size, or fitted on
 the fit size and judged on the next larger one (``select: scale``) — and two are chosen: the
-ranker (best held-out Spearman: it predicts) and the picker (lowest held-out regret of its top
-pick: it chooses the mixture). Larger model sizes in the table report how the ranking transfers.
+ranker (best held-out Spearman: it predicts) and the picker (a law, the simpler unless clearly
+beaten on held-out top-pick regret: it chooses the mixture). Larger model sizes in the table report how the ranking transfers.
 
 Writes into the run directory: ``config.yaml``, ``law.json`` (every candidate's held-out errors,
 the choice, the laws' parameters), ``predictions.csv`` (every run: measured, predicted held out,
@@ -83,12 +83,17 @@ def read_table(path: Path) -> pd.DataFrame:
     if fmt is None:
         raise ValueError(f"runs.table: {path.name}: unknown format {path.suffix!r}; use one of "
                          f"{', '.join(sorted(_READERS))}")
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # a table of runs reads in an instant
     with tempfile.TemporaryDirectory(prefix="datamix-runs-") as cache:
         try:
             df = getattr(datasets.Dataset, f"from_{fmt}")(str(path), cache_dir=cache, keep_in_memory=True).to_pandas()
         except Exception as exc:  # noqa: BLE001 - the readers raise many types; name the file
             raise ValueError(f"runs.table: {path} could not be read as {fmt}: {type(exc).__name__}: "
                              f"{str(exc)[:200]}") from None
+        finally:
+            if bars:
+                datasets.enable_progress_bars()
     if df.empty:
         raise ValueError(f"runs.table: {path} holds no runs")
     return df
@@ -101,12 +106,17 @@ def _missing(columns: list[str], df: pd.DataFrame, key: str) -> None:
                          f"{list(map(str, df.columns))}")
 
 
+def _plain(value):
+    """A table cell as plain Python, for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _numeric(df: pd.DataFrame, col: str, key: str) -> np.ndarray:
     values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"runs.{key}: column {col!r} row {i} holds {df[col].iloc[i]!r}; every value must be a "
+        raise ValueError(f"runs.{key}: column {col!r} row {i} holds {_plain(df[col].iloc[i])!r}; every value must be a "
                          f"finite number >= 0 ({bad.size} bad row(s): {bad[:10].tolist()})")
     return values
 
@@ -173,7 +183,7 @@ def load_runs(rcfg: RunsConfig, path: Path) -> RunsTable:
         dup = np.flatnonzero(pd.Series([f"{k}|{s!r}" for k, s in zip(key, df[rcfg.seed_column])]).duplicated())
         if dup.size:
             raise ValueError(f"runs.seed_column: row {int(dup[0])} repeats the weights, size and seed "
-                             f"{df[rcfg.seed_column].iloc[int(dup[0])]!r} of an earlier row (a run entered twice?)")
+                             f"{_plain(df[rcfg.seed_column].iloc[int(dup[0])])!r} of an earlier row (a run entered twice?)")
     runs["measured"] = y
     runs["config"] = key.to_numpy()
     grouped = runs.groupby("config", sort=False)
@@ -285,10 +295,8 @@ def _selection(rcfg, table, fit_rows, select_size, seed: int) -> dict:
     scale = {c: _scores(make_candidate(c, law=sel.law, seed=seed).fit(X, y).predict(Xs), ys, rcfg.greater_is_better)
              for c in names}
     order = {c: i for i, c in enumerate(CANDIDATES)}
-    if rcfg.law == "auto":
+    if rcfg.law == "auto":  # the picker stays the k-fold one (a law)
         out["ranker"] = min(names, key=lambda c: (-round(scale[c]["spearman"], 12), order[c]))
-        out["picker"] = min((c for c in names if c != "ensemble"),
-                            key=lambda c: (round(scale[c]["regret"], 12), order[c]))
     out.update(method="scale", select_size=select_size, scale=scale)
     return out
 
