@@ -20,6 +20,7 @@ held-out scoring is kept in ``selection.json`` and reused while the table and se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import tempfile
@@ -292,13 +293,28 @@ def _selection(rcfg, table, fit_rows, select_size, seed: int) -> dict:
     rows = table.runs["size"] == select_size
     Xs, ys = table.runs.loc[rows, table.sources].to_numpy(), table.runs.loc[rows, "measured"].to_numpy()
     names = [c for c in CANDIDATES if c in sel.scores.index]
-    scale = {c: _scores(make_candidate(c, law=sel.law, seed=seed).fit(X, y).predict(Xs), ys, rcfg.greater_is_better)
-             for c in names}
+    with _quiet_fits():
+        scale = {c: _scores(make_candidate(c, law=sel.law, seed=seed).fit(X, y).predict(Xs), ys,
+                            rcfg.greater_is_better) for c in names}
     order = {c: i for i, c in enumerate(CANDIDATES)}
     if rcfg.law == "auto":  # the picker stays the k-fold one (a law)
         out["ranker"] = min(names, key=lambda c: (-round(scale[c]["spearman"], 12), order[c]))
     out.update(method="scale", select_size=select_size, scale=scale)
     return out
+
+
+@contextlib.contextmanager
+def _quiet_fits():
+    """One BLAS/OpenMP thread and no ConvergenceWarning: the fits are judged by held-out error, and a
+    law that stops at max_iter keeps its best state."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
 
 
 @dataclass(frozen=True)
@@ -310,17 +326,11 @@ class _Fitted:
 
 def _fit_final(rcfg, table, fit_rows, chosen: dict, seed: int) -> _Fitted:
     """The chosen ranker and picker refitted on every fit-size run; the ranker's held-out residuals."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
-
     from datamix.predict.runs import make_candidate
 
     X = table.runs.loc[fit_rows, table.sources].to_numpy()
     y = table.runs.loc[fit_rows, "measured"].to_numpy()
-    with threadpool_limits(1), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # chosen by held-out error, best state kept
+    with _quiet_fits():
         ranker = make_candidate(chosen["ranker"], law=chosen["law"], seed=seed).fit(X, y)
         picker = ranker if chosen["picker"] == chosen["ranker"] else make_candidate(chosen["picker"], seed=seed).fit(X, y)
     residuals = y - np.asarray(chosen["held_out"])
@@ -363,7 +373,8 @@ def transfer(rcfg, table, fit_rows, sizes, seed: int, chosen: dict) -> dict:
         return {}
     X = table.runs.loc[fit_rows, table.sources].to_numpy()
     y = table.runs.loc[fit_rows, "measured"].to_numpy()
-    models = {c: make_candidate(c, law=chosen["law"], seed=seed).fit(X, y) for c in chosen["kfold"]}
+    with _quiet_fits():
+        models = {c: make_candidate(c, law=chosen["law"], seed=seed).fit(X, y) for c in chosen["kfold"]}
     out = {}
     for size in sizes[2]:
         rows = table.runs["size"] == size
