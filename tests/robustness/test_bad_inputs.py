@@ -70,7 +70,7 @@ CONFIG_CASES = [
     ("trust remote code not bool", T, {"embed.trust_remote_code": "yes please"},
      r"embed.trust_remote_code: Input should be a valid boolean"),
     # data section
-    ("no data", T, {"data": DELETE}, r"data: Field required"),
+    ("no data", T, {"data": DELETE}, r"pipeline 'curate' needs a 'data:' section"),
     ("data empty", T, {"data": {}}, r"give 'bundled' \(a built-in scenario\) or a list of 'sources'"),
     ("bundled and sources", T, {"data.bundled": "digits"}, r"give 'bundled' or 'sources'/'target', not both"),
     ("bundled unknown", T, {"data": {"bundled": "imagenet"}}, r"data.bundled.*imagenet"),
