@@ -55,6 +55,12 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
         print(f"  law: mean abs. relative error {law['mean_abs_rel_error']:.4g} on its runs"
               + ("" if law.get("converged", True) else "; WARNING: its fit did not converge (no L-BFGS-B start "
                  "met its tolerance): treat the predictions with care"))
+    if "selection" in metrics:  # runs: the chosen predictors and how their ranking transfers
+        sel = metrics["selection"]
+        print(f"  predictors ({sel['method']}): ranker {sel['ranker']}, picker {sel['picker']}")
+        for size, per in (metrics.get("transfer") or {}).items():
+            print(f"  transfer to N={size}: Spearman {per['chosen']['spearman']:.4g}, top-pick regret "
+                  f"{per['chosen']['regret']:.4g} over {per['chosen']['runs']} runs")
     solver = ((metrics.get("plan") or {}).get("provenance") or {}).get("solver") or {}
     if solver.get("converged") is False:
         print("  optimizer: WARNING: did not converge; the plan is the best point it reached")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from datamix.data.sources import FORMATS, KINDS, RESERVED_SOURCE_NAMES, check_name
 
-PIPELINES = ("curate", "purchase", "prune_eval")
+PIPELINES = ("curate", "purchase", "prune_eval", "runs")
 
 
 class ConfigError(ValueError):
@@ -208,6 +208,70 @@ class PurchaseConfig(_Strict):
         return v
 
 
+#: predictors of a mixtures runs table (see :mod:`datamix.predict.runs`); ``auto`` chooses by held-out error
+RUNS_LAWS = ("auto", "mixing1", "mixing2", "linear", "boosting", "ensemble")
+
+
+class RunsConfig(_Strict):
+    """The ``runs:`` section: decide a mixture from a table of the user's own training runs.
+
+    table : the runs table (csv, parquet, json/jsonl; read through HF ``datasets``), one row per
+    training; weights : the mixture-weight columns, or weight_prefix : the prefix every weight
+    column's name starts with (the rest names the source); metric : the objective, one metric
+    column, a list of columns (their mean) or a mapping column -> weight (a weighted sum);
+    greater_is_better : the objective's direction (false for a loss); size_column : model size
+    (parameters) of each run, when the table holds several (fit on fit_size, default the smallest;
+    the larger sizes report how the ranking transfers); seed_column : training seed (repeated runs
+    of one configuration are averaged either way; with it, a seed repeated is refused); law :
+    ``auto`` (chosen by held-out error) or one of mixing1, mixing2, linear, boosting, ensemble;
+    select : ``kfold`` (folds over the fit-size runs) or ``scale`` (fitted on fit_size, chosen on
+    the runs of the next larger size, the sizes beyond it report the transfer); folds : k of the
+    k-fold; sum_tolerance : how far a row's weights may sum from 1 (they are then normalised);
+    tokens : tokens of the training the plan is for; unique_tokens : unique tokens of each source;
+    min_ratio, max_ratio, max_epochs : constraints of the plan (max_epochs needs tokens and
+    unique_tokens); n_samples : random mixtures searched for the top pick; level : coverage of the
+    intervals.
+    """
+
+    table: str
+    weights: list[str] | None = Field(default=None, min_length=1)
+    weight_prefix: str | None = Field(default=None, min_length=1)
+    metric: str | list[str] | dict[str, float]
+    greater_is_better: bool = False
+    size_column: str | None = None
+    seed_column: str | None = None
+    fit_size: float | None = Field(default=None, gt=0)
+    law: Literal[RUNS_LAWS] = "auto"  # type: ignore[valid-type]
+    select: Literal["kfold", "scale"] = "kfold"
+    folds: int = Field(default=5, ge=2, le=50)
+    sum_tolerance: float = Field(default=1e-3, gt=0, le=0.1)
+    tokens: float | None = Field(default=None, ge=1, allow_inf_nan=False)
+    unique_tokens: dict[str, float] = Field(default_factory=dict)
+    min_ratio: float | dict[str, float] = 0.0
+    max_ratio: float | dict[str, float] | None = None
+    max_epochs: float | None = Field(default=None, gt=0, le=MAX_PASSES)
+    n_samples: int = Field(default=100_000, ge=100, le=10_000_000)
+    level: float = Field(default=0.9, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if (self.weights is None) == (self.weight_prefix is None):
+            raise ValueError("give exactly one of 'weights' (the mixture-weight columns) or 'weight_prefix'")
+        metric = self.metric
+        if isinstance(metric, list) and not metric or isinstance(metric, dict) and not metric:
+            raise ValueError("metric: name at least one metric column")
+        if isinstance(metric, dict):
+            bad = {k: w for k, w in metric.items() if not (math.isfinite(w) and w > 0)}
+            if bad:
+                raise ValueError(f"metric: weights must be finite and > 0, got {bad}")
+        bad = {k: u for k, u in self.unique_tokens.items() if not (math.isfinite(u) and u >= 1)}
+        if bad:
+            raise ValueError(f"unique_tokens must be finite and >= 1, got {bad}")
+        if self.max_epochs is not None and (self.tokens is None or not self.unique_tokens):
+            raise ValueError("max_epochs needs 'tokens' (the planned training) and 'unique_tokens' (per source)")
+        return self
+
+
 SCORE_METHODS = ("auto", "el2n", "importance", "prototype", "column", "random")
 
 
@@ -368,12 +432,13 @@ class RunConfig(_Strict):
     name: str = "run"
     seed: Seed = 0
     engine: EngineConfig = Field(default_factory=EngineConfig)
-    data: DataConfig
+    data: DataConfig | None = None
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     prune_eval: PruneEvalConfig = Field(default_factory=PruneEvalConfig)
     purchase: PurchaseConfig | None = None
     curate: CurateConfig = Field(default_factory=CurateConfig)
+    runs: RunsConfig | None = None
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @field_validator("name")
@@ -385,6 +450,10 @@ class RunConfig(_Strict):
     def _pipeline_section(self):
         if self.pipeline == "purchase" and self.purchase is None:
             raise ValueError("pipeline 'purchase' needs a 'purchase:' section with at least a budget")
+        if self.pipeline == "runs" and self.runs is None:
+            raise ValueError("pipeline 'runs' needs a 'runs:' section with at least a table and a metric")
+        if self.pipeline != "runs" and self.data is None:
+            raise ValueError(f"pipeline {self.pipeline!r} needs a 'data:' section (bundled: NAME, or sources)")
         return self
 
     def resolve(self, path: str | list[str]) -> str | list[str]:

@@ -206,6 +206,8 @@ def stage_done(metrics: dict, stage: str, until: str | None, stages: Sequence[st
 def load_sources(cfg: RunConfig, run: RunDir) -> tuple[list[Source], Source | None]:
     """The candidate sources and the target set (None when the config names none)."""
     data = cfg.data
+    if data is None:
+        return [], None
     if data.bundled is not None:
         from datamix.data.bundled import load_scenario
 
@@ -316,6 +318,8 @@ def preflight(cfg: RunConfig) -> None:
     if cfg.embed.model not in LOCAL_MODELS + (MINILM,):
         check_reachable(cfg.embed.model, repo_type="model", key="embed.model")
     data = cfg.data
+    if data is None:  # the runs pipeline reads a table, no sources
+        return
     for i, sc in enumerate(data.sources + ([data.target] if data.target else [])):
         if sc.hub is not None:
             key = "data.target.hub" if sc is data.target else f"data.sources[{i}].hub ({sc.name})"

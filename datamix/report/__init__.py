@@ -1,6 +1,7 @@
 """Figures and one HTML/Markdown report of a curation decision."""
 
 from datamix.report.plots import (
+    plot_candidates,
     plot_frontier,
     plot_law_fit,
     plot_mixture,
@@ -12,6 +13,7 @@ from datamix.report.report import ReportFiles, decision_table, write_report
 __all__ = [
     "ReportFiles",
     "decision_table",
+    "plot_candidates",
     "plot_frontier",
     "plot_law_fit",
     "plot_mixture",

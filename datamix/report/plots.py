@@ -159,3 +159,29 @@ def plot_mixture(plan):
     ax.invert_yaxis()
     fig.tight_layout()
     return fig
+
+
+def plot_candidates(scores: pd.DataFrame):
+    """Held-out Spearman (left) and top-pick regret (right) of each candidate predictor.
+
+    ``scores`` columns: ``candidate``, ``held-out`` (how it was held out: k-fold, a model size),
+    ``spearman``, ``regret``; one bar group per candidate, one bar per ``held-out``.
+    """
+    plt = _plt()
+    df = pd.DataFrame(scores)
+    cands = list(pd.unique(df["candidate"]))
+    groups = list(pd.unique(df["held-out"]))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 0.4 * len(cands) * len(groups) + 1.6), sharey=True)
+    height = 0.8 / len(groups)
+    for j, g in enumerate(groups):
+        sub = df[df["held-out"] == g].set_index("candidate").reindex(cands)
+        pos = np.arange(len(cands)) + j * height
+        for ax, col in zip(axes, ("spearman", "regret")):
+            ax.barh(pos, sub[col].to_numpy(float), height=height, label=str(g))
+    axes[0].set(yticks=np.arange(len(cands)) + 0.4 - height / 2, yticklabels=cands, xlabel="Spearman (higher is better)",
+                title="ranking of held-out runs")
+    axes[1].set(xlabel="regret of the top pick (lower is better)", title="top pick on held-out runs")
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

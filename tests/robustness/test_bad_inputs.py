@@ -44,7 +44,8 @@ CONFIG_CASES = [
     ("name windows device", T, {"name": "CON"}, r"name: invalid run name 'CON': CON is a device name on Windows"),
     ("name trailing dot", T, {"name": "run."}, r"invalid run name 'run.': a name ending with '.'"),
     ("name with space", T, {"name": "my run"}, r"invalid run name 'my run'"),
-    ("pipeline unknown", T, {"pipeline": "train"}, r"pipeline: Input should be 'curate', 'purchase' or 'prune_eval'"),
+    ("pipeline unknown", T, {"pipeline": "train"},
+     r"pipeline: Input should be 'curate', 'purchase', 'prune_eval' or 'runs'"),
     ("unknown top key", T, {"budget": 3}, r"unknown key 'budget'; allowed keys here: curate, data, embed, engine"),
     ("unknown curate key", T, {"curate.token": 10}, r"unknown key 'curate.token'; allowed keys here: .*tokens"),
     ("unknown embed key", T, {"embed.modle": "x"}, r"unknown key 'embed.modle'; allowed keys here: batch_size"),
@@ -69,7 +70,7 @@ CONFIG_CASES = [
     ("trust remote code not bool", T, {"embed.trust_remote_code": "yes please"},
      r"embed.trust_remote_code: Input should be a valid boolean"),
     # data section
-    ("no data", T, {"data": DELETE}, r"data: Field required"),
+    ("no data", T, {"data": DELETE}, r"pipeline 'curate' needs a 'data:' section"),
     ("data empty", T, {"data": {}}, r"give 'bundled' \(a built-in scenario\) or a list of 'sources'"),
     ("bundled and sources", T, {"data.bundled": "digits"}, r"give 'bundled' or 'sources'/'target', not both"),
     ("bundled unknown", T, {"data": {"bundled": "imagenet"}}, r"data.bundled.*imagenet"),
