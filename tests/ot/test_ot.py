@@ -127,7 +127,7 @@ def test_mixture_gradient_matches_finite_differences(rng, reg, rtol):
     def value(q):  # the non-debiased cost whose potentials give the gradient
         if reg is None:
             return label_ot_distance(X, y, Xv, yv, wa=point_weights(q, src))
-        return _entropic(point_weights(q, src), np.full(40, 1 / 40), M, reg, nx, 20000, 1e-13)[0]
+        return _entropic(point_weights(q, src), np.full(40, 1 / 40), M, reg, nx, max_iter=20000, tol=1e-13).value
 
     fd = []
     for i in range(3):
