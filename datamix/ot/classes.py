@@ -69,7 +69,8 @@ def _members(index: np.ndarray, side: str) -> list[np.ndarray]:
     return members
 
 
-def class_distances(Xa, ia, Xb, ib, *, method: str = "auto", max_class_size: int = 2000, nx=None) -> np.ndarray:
+def class_distances(Xa, ia, Xb, ib, *, method: str = "auto", max_class_size: int = 2000, nx=None,
+                    classes=None) -> np.ndarray:
     """Squared 2-Wasserstein distances between every class of A and every class of B.
 
     Parameters
@@ -82,6 +83,8 @@ def class_distances(Xa, ia, Xb, ib, *, method: str = "auto", max_class_size: int
         distance between Gaussians fitted to them (PSD square roots by clipped eigendecomposition);
         "auto": exact unless a class holds more than ``max_class_size`` points.
     max_class_size : int, default=2000
+    classes : (array of shape (k_a,), array of shape (k_b,)), optional
+        The class values behind the indices, for error messages.
 
     Returns
     -------
@@ -127,7 +130,8 @@ def class_distances(Xa, ia, Xb, ib, *, method: str = "auto", max_class_size: int
                 W[i, j] = float(ot.emd2(ua, ub, M))
     bad = np.argwhere(~np.isfinite(W))
     if len(bad):
-        pairs = ", ".join(f"(A class {i}, B class {j})" for i, j in bad[:5])
+        ca, cb = classes if classes is not None else (range(len(members_a)), range(len(members_b)))
+        pairs = ", ".join(f"(A class {str(ca[i])!r}, B class {str(cb[j])!r})" for i, j in bad[:5])
         raise ValueError(f"label distance W is not finite for {len(bad)} class pair(s): {pairs}; "
                          "check these classes' features for NaN or inf")
     _CACHE[key] = W

@@ -136,14 +136,14 @@ def _class_index(y, n: int, name: str):
 
 def _check_cost(M, nx, name: str, labels=None) -> None:
     """A cost that is not finite is an error naming the first bad entry (and its classes)."""
-    bad = ~np.isfinite(nx.to_numpy(M))
-    if not bad.any():
+    if not (bool(nx.any(nx.isnan(M))) or bool(nx.any(nx.isinf(M)))):  # on the array's device
         return
+    bad = ~np.isfinite(nx.to_numpy(M))
     i, j = np.argwhere(bad)[0]
     where = f"entry ({i}, {j})"
     if labels is not None:
         (ia, ca), (ib, cb) = labels
-        where += f", between class {ca[ia[i]]!r} of A and class {cb[ib[j]]!r} of B"
+        where += f", between class {str(ca[ia[i]])!r} of A and class {str(cb[ib[j]])!r} of B"
     raise ValueError(f"the cost {name} is not finite at {bad.sum()} entries (first: {where}); "
                      "check those classes' features and label distances")
 
@@ -309,7 +309,7 @@ def _joint_cost(Xa, ia, Xb, ib, label_weight, nx, **label_options):
     M = ot.dist(Xa, Xb)
     if ia is None:
         return M, None
-    W = class_distances(Xa, ia, Xb, ib, nx=nx, **label_options)
+    W = class_distances(Xa, ia, Xb, ib, nx=nx, **label_options)  # raises on a non-finite W, naming classes
     return M + label_weight * nx.from_numpy(W[np.ix_(ia, ib)], type_as=M), W
 
 
@@ -386,7 +386,7 @@ def label_ot(Xa, ya, Xb, yb, *, reg: float | None = None, label_weight: float = 
         classes_b, ib = _class_index(yb, Xb.shape[0], "yb")
         labels = ((ia, classes_a), (ib, classes_b))
     opts = dict(label_weight=label_weight, nx=nx, method=label_method, max_class_size=max_class_size)
-    M, W = _joint_cost(Xa, ia, Xb, ib, **opts)
+    M, W = _joint_cost(Xa, ia, Xb, ib, classes=(classes_a, classes_b), **opts)
     _check_cost(M, nx, "between A and B", labels)
 
     if reg is None:
@@ -400,8 +400,8 @@ def label_ot(Xa, ya, Xb, yb, *, reg: float | None = None, label_weight: float = 
     cross = _entropic(a, b, M, reg, nx, **solver)
     check_converged(cross, "A to B", reg=reg, tol=tol, strict=strict)
     selves = []
-    for name, X, i, w in (("A to itself", Xa, ia, a), ("B to itself", Xb, ib, b)):
-        M_self = _joint_cost(X, i, X, i, **opts)[0]
+    for name, X, i, c, w in (("A to itself", Xa, ia, classes_a, a), ("B to itself", Xb, ib, classes_b, b)):
+        M_self = _joint_cost(X, i, X, i, classes=(c, c), **opts)[0]
         selves.append(_entropic_self(w, M_self, reg, nx, **solver))
         check_converged(selves[-1], name, reg=reg, tol=tol, strict=strict)
     value = cross.value - 0.5 * (selves[0].value + selves[1].value)
