@@ -157,9 +157,9 @@ def _support(w, nx):
 def _entropic(a, b, M, reg, nx, *, max_iter=None, tol=1e-9, method="auto", warmstart=None) -> OTResult:
     """Entropic OT (not debiased) on clean input; ``_impl`` of :func:`entropic_ot`.
 
-    Points of zero mass are left out of the solve and get their potential from the soft
-    c-transform. The value is the dual objective <a, f> + <b, g> after a final c-transform of each
-    potential, so that f is exact given g.
+    The value is the dual objective <a, f> + <b, g>, with f the c-transform of g (the plan's rows
+    are exact). Points of zero mass are left out of the solve and get their potential from the soft
+    c-transform (both potentials are then c-transforms, as is the plan).
     """
     keep_a, keep_b = _support(a, nx), _support(b, nx)
     ak = a if keep_a is None else a[keep_a]
@@ -172,9 +172,12 @@ def _entropic(a, b, M, reg, nx, *, max_iter=None, tol=1e-9, method="auto", warms
         warm = (f0 if keep_a is None else f0[keep_a], g0 if keep_b is None else g0[keep_b])
     state = sinkhorn.solve(ak, bk, Mk, reg, nx, max_iter=max_iter or sinkhorn.default_max_iter(Mk, reg, nx), tol=tol,
                            method=method, warmstart=warm)
-    f = sinkhorn.c_transform(state.g, bk, Mb, reg, nx)
-    g = sinkhorn.c_transform(f if keep_a is None else f[keep_a], ak, (M if keep_a is None else M[keep_a]).T, reg, nx)
-    plan = a[:, None] * b[None, :] * nx.exp((f[:, None] + g[None, :] - M) / reg)
+    f, g, plan = state.f, state.g, state.plan
+    if keep_a is not None or keep_b is not None:
+        f = sinkhorn.c_transform(g, bk, Mb, reg, nx)
+        g = sinkhorn.c_transform(f if keep_a is None else f[keep_a], ak, (M if keep_a is None else M[keep_a]).T,
+                                 reg, nx)
+        plan = a[:, None] * b[None, :] * nx.exp((f[:, None] + g[None, :] - M) / reg)
     value = float(nx.sum(a * f) + nx.sum(b * g))
     return OTResult(value, plan, (f, g), None, None, None, state.n_iter, state.converged, state.error)
 
@@ -184,7 +187,8 @@ def _entropic_self(a, M, reg, nx, *, max_iter=None, tol=1e-9, method="auto", war
 
     At the fixed point f = g and the value is 2<a, f>; alternating Sinkhorn updates on a self-term
     can stall (the plan is nearly diagonal when ``reg`` is small against the cost), the averaged
-    update converges in tens of iterations. The value is the dual objective, exact at convergence.
+    update converges in tens of iterations. The value is the dual objective
+    2<a, f> - ε (Σ P - 1), exact at convergence.
     """
     keep = _support(a, nx)
     ak = a if keep is None else a[keep]
@@ -193,12 +197,12 @@ def _entropic_self(a, M, reg, nx, *, max_iter=None, tol=1e-9, method="auto", war
     warm = None if warmstart is None else (warmstart if keep is None else warmstart[keep])
     state = sinkhorn.solve_symmetric(ak, Mk, reg, nx, max_iter=max_iter or sinkhorn.default_max_iter(Mk, reg, nx),
                                      tol=tol, method=method, warmstart=warm)
-    f = state.f
-    row = ak * nx.exp((f - sinkhorn.c_transform(f, ak, Mk, reg, nx)) / reg)  # row sums of the current plan
-    value = float(2 * nx.sum(ak * f) - reg * (nx.sum(row) - 1))
-    f_all = sinkhorn.c_transform(f, ak, Ma, reg, nx)
-    plan = a[:, None] * a[None, :] * nx.exp((f_all[:, None] + f_all[None, :] - M) / reg)
-    return OTResult(value, plan, (f_all, f_all), None, None, None, state.n_iter, state.converged, state.error)
+    value = float(2 * nx.sum(ak * state.f) - reg * (nx.sum(state.plan) - 1))
+    f, plan = state.f, state.plan
+    if keep is not None:
+        f = sinkhorn.c_transform(state.f, ak, Ma, reg, nx)
+        plan = a[:, None] * a[None, :] * nx.exp((f[:, None] + f[None, :] - M) / reg)
+    return OTResult(value, plan, (f, f), None, None, None, state.n_iter, state.converged, state.error)
 
 
 def entropic_ot(a, b, M, *, reg: float, symmetric: bool = False, max_iter: int | None = None, tol: float = 1e-9,
