@@ -115,33 +115,32 @@ def pot_row(n: int, dim: int, classes: int, seed: int, iters: int, tol: float | 
     pot_opts = dict(numItermax=iters, stopThr=0.0) if equal_iter else dict(numItermax=100_000, stopThr=tol)
     dm_opts = dict(max_iter=iters, tol=0.0, method="sinkhorn") if equal_iter else dict(tol=tol)
 
-    t0 = time.perf_counter()
+    repeats = 3 if n <= 4000 else 1  # best of 3: the machine is shared
+    t_pot = t_dm = np.inf
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "did not converge" at tol = 0, as intended
-        pot = [float(ot.sinkhorn2(a, b, M, reg, method="sinkhorn", log=True, **pot_opts)[1]["niter"]) + 1
-               for M in (M_ab, M_aa, M_bb)]
-        t_pot = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        cross = _entropic(a, b, M_ab, reg, nx, **dm_opts)
-        selves = [_entropic_self(w, M, reg, nx, **dm_opts) for w, M in ((a, M_aa), (b, M_bb))]
-        t_dm = time.perf_counter() - t0
-        # POT's value is the transport cost <P, M>; compare the debiased divergences of both
-        pot_div = [float(ot.sinkhorn2(a, b, M, reg, method="sinkhorn", **pot_opts)) for M in (M_ab, M_aa, M_bb)] \
-            if not equal_iter and n <= 4000 else None
-    dm_iters = [cross.n_iter] + [s.n_iter for s in selves]
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            pot = [ot.sinkhorn2(a, b, M, reg, method="sinkhorn", log=True, **pot_opts) for M in (M_ab, M_aa, M_bb)]
+            t_pot = min(t_pot, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            cross = _entropic(a, b, M_ab, reg, nx, **dm_opts)
+            selves = [_entropic_self(w, M, reg, nx, **dm_opts) for w, M in ((a, M_aa), (b, M_bb))]
+            t_dm = min(t_dm, time.perf_counter() - t0)
+    # POT's sinkhorn2 returns the transport cost <P, M>: compare datamix's on the same three problems
+    dm_cost = [float(np.sum(r.plan * M)) for r, M in ((cross, M_ab), (selves[0], M_aa), (selves[1], M_bb))]
+    gap = max(abs(float(p[0]) - d) / abs(float(p[0])) for p, d in zip(pot, dm_cost))
+    pot_iters = "/".join(str(int(p[1]["niter"]) + 1) for p in pot)
+    dm_iters = "/".join(str(r.n_iter) for r in (cross, *selves))
     label = f"{iters} iterations" if equal_iter else f"tol {tol:g}"
-    check = ""
-    if pot_div is not None:
-        dm_cost = [float(np.sum(r.plan * M)) for r, M in ((cross, M_ab), (selves[0], M_aa), (selves[1], M_bb))]
-        check = f"{max(abs(p - d) / abs(p) for p, d in zip(pot_div, dm_cost)):.1e}"
-    return (f"| {n:,} | {label} | {reg:.3g} | {t_cost:.2f} | {t_pot:.2f} ({'/'.join(str(int(i)) for i in pot)}) "
-            f"| {t_dm:.2f} ({'/'.join(map(str, dm_iters))}) | {t_dm / t_pot:.2f} | {check} |")
+    return (f"| {n:,} | {label} | {reg:.3g} | {t_cost:.2f} | {t_pot:.2f} ({pot_iters}) | {t_dm:.2f} ({dm_iters}) "
+            f"| {t_dm / t_pot:.2f} | {gap:.1e} |")
 
 
 def pot_table(sizes, tol_sizes, dim, classes, seed, iters, tol) -> None:
     print(f"label-aware Sinkhorn vs POT sinkhorn2 on the same costs (numpy, CPU; {dim} features, {classes} classes; "
           "3 problems: A-B, A-A, B-B; iterations per problem in brackets)")
-    print("| n | stop | reg | costs s (shared) | POT s (iters) | datamix s (iters) | datamix / POT | transport cost gap |")
+    print("| n | stop | reg | costs s (shared) | POT s (iters) | datamix s (iters) | datamix / POT | <P, M> gap |")
     print("|---|---|---|---|---|---|---|---|")
     for n in sizes:
         print(pot_row(n, dim, classes, seed, iters, None), flush=True)

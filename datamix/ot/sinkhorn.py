@@ -136,7 +136,8 @@ class _Scalings:
         self.E = nx.exp(((f[:, None] + (f if self.symmetric else g)[None, :]) - M) / reg)
         self.u = nx.ones(a.shape[0], type_as=M)
         self.v = None if self.symmetric else nx.ones(b.shape[0], type_as=M)
-        if not self.update(1.0):  # the plain kernel under- or overflows: rebuild in the log domain
+        self.update(1.0)
+        if not self.finite():  # the plain kernel under- or overflows: rebuild in the log domain
             self._log_domain_kernel()
             self.update(1.0)
 
@@ -152,8 +153,8 @@ class _Scalings:
             self.E = nx.exp(Z - lse[:, None] - nx.log(self.b)[None, :])
         self.u = nx.ones(self.a.shape[0], type_as=self.M)
 
-    def update(self, omega: float) -> bool:
-        """One iteration; False if a scaling left the floating-point range."""
+    def update(self, omega: float) -> None:
+        """One iteration (no check: :meth:`finite` is called at the checks, not to sync a GPU every time)."""
         nx, a = self.nx, self.a
         if self.symmetric:
             self.u = nx.sqrt(self.u / nx.dot(self.E, a * self.u))
@@ -162,8 +163,11 @@ class _Scalings:
             self.v = v if omega == 1.0 else self.v ** (1 - omega) * v**omega
             u = 1.0 / nx.dot(self.E, self.b * self.v)
             self.u = u if omega == 1.0 else self.u ** (1 - omega) * u**omega
+
+    def finite(self) -> bool:
+        """Whether every scaling is finite and > 0 (False: one left the floating-point range)."""
         scalings = (self.u,) if self.symmetric else (self.u, self.v)
-        return not any(bool(nx.any(~(nx.isfinite(s) & (s > 0)))) for s in scalings)
+        return not any(bool(self.nx.any(~(self.nx.isfinite(s) & (s > 0)))) for s in scalings)
 
     def error(self) -> float:
         """Marginal error (L2): the rows for a self-term, the columns (after a u update) otherwise."""
@@ -204,12 +208,13 @@ def _iterate(a, b, M, reg, nx, f, g, max_iter, tol):
         n_iter += 1
         omega, history, restart = 1.0, [], None
         while n_iter < max_iter:
-            if not s.update(omega):
-                restart = "overflow"
-                break
+            s.update(omega)
             n_iter += 1
             if n_iter % CHECK_EVERY:
                 continue
+            if not s.finite():
+                restart = "overflow"
+                break
             history.append(s.error())
             if history[-1] <= tol:
                 break
@@ -227,7 +232,9 @@ def _iterate(a, b, M, reg, nx, f, g, max_iter, tol):
         if restart == "absorb":
             f, g = s.potentials()
             continue
-        if omega != 1.0 and not s.symmetric:
+        if not s.finite():  # out of iterations just after an overflow: the last absorbed potentials
+            s = _Scalings(a, b, M, reg, nx, s.f, s.g)
+        elif omega != 1.0 and not s.symmetric:
             s.update(1.0)
         f, g = s.potentials()
         return f, g, s.plan(), n_iter, s.error()
