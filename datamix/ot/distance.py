@@ -7,30 +7,48 @@ The ground cost between (x, y) of dataset A and (x', y') of dataset B is
     c((x, y), (x', y')) = \\lVert x - x' \\rVert^2 + \\lambda\\, W(y, y'),
 
 where :math:`W(y, y')` is the squared 2-Wasserstein distance between class y of A and class y' of B
-as point clouds (uniform weights inside a class), computed once per pair of classes, not per pair of
-points. The distance is the optimal transport cost itself (no square root): exact (POT ``emd``) when
-``reg`` is None, else the debiased Sinkhorn divergence
+as point clouds (uniform weights inside a class, the same squared-Euclidean cost), computed once per
+pair of classes, not per pair of points (:func:`datamix.ot.class_distances`). The distance is the
+optimal transport cost itself (no square root), in the units of the squared features: exact (POT
+``emd``) when ``reg`` is None, else the debiased Sinkhorn divergence
 :math:`S_\\varepsilon(a, b) = OT_\\varepsilon(a, b) - \\tfrac12 OT_\\varepsilon(a, a) - \\tfrac12 OT_\\varepsilon(b, b)`.
+
+Convention against the literature: OTDD (Alvarez-Melis & Fusi 2020, ``microsoft/otdd``) and Projektor
+(Kang et al. 2023) use geomloss's p = 2 convention, the cost
+:math:`\\tfrac12 \\lVert x - x' \\rVert^2 + \\tfrac12 W(y, y')`: every datamix value is **twice** theirs
+on the same data (exact OT; with entropy, datamix at ``reg = ε`` is twice theirs at ε / 2).
+
+Every solve either converges or says so: an entropic problem that stops above ``tol``, or a network
+simplex that stops early, warns with a :class:`~sklearn.exceptions.ConvergenceWarning` naming the
+problem, ``reg``, the iterations and the marginal error, or raises :class:`NotConvergedError` with
+``strict=True``. A NaN or infinite feature, or a cost that is not finite, is an error, never a
+distance of 0.
 
 Arrays may be numpy arrays or torch tensors (on GPU too): all arithmetic goes through POT's backend.
 """
 
 from __future__ import annotations
 
-import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import ot
+from sklearn.exceptions import ConvergenceWarning
 
-logger = logging.getLogger(__name__)
+from datamix.ot import sinkhorn
+from datamix.ot.classes import class_distances
 
-LABEL_METHODS = ("auto", "exact", "gaussian")
+METHODS = ("auto", "sinkhorn", "epsilon_scaling")
+
+
+class NotConvergedError(RuntimeError):
+    """An OT solver stopped before its tolerance and ``strict=True`` was asked."""
 
 
 @dataclass(frozen=True)
 class OTResult:
-    """Result of :func:`label_ot`.
+    """Result of :func:`label_ot` and :func:`entropic_ot`.
 
     Attributes
     ----------
@@ -46,8 +64,11 @@ class OTResult:
     classes_a, classes_b : ndarray or None
         The class values, in the order of the rows and columns of ``label_distances``.
     n_iter : int
-        Solver iterations (Sinkhorn), or 0 (exact).
+        Sinkhorn iterations of the A-to-B problem (all ε-scaling stages), or 0 (exact).
     converged : bool
+        Every problem solved (with ``reg``: the A-to-B problem and both self-terms) reached ``tol``.
+    marginal_error : float
+        Largest final marginal error (L2 norm, as POT's) of the problems solved; 0 for exact OT.
     """
 
     value: float
@@ -58,6 +79,23 @@ class OTResult:
     classes_b: np.ndarray | None
     n_iter: int
     converged: bool
+    marginal_error: float = 0.0
+
+
+def check_converged(result: OTResult, problem: str, *, reg, tol, strict: bool, stacklevel: int = 3) -> None:
+    """Warn (or raise under ``strict``) when ``result`` did not converge; ``problem`` names it."""
+    if result.converged:
+        return
+    if reg is None:
+        msg = (f"exact OT ({problem}) stopped before optimality (network simplex iteration cap): the value is "
+               "an upper bound; the problem may be too large for the exact solver, try reg > 0")
+    else:
+        msg = (f"Sinkhorn ({problem}) did not converge: marginal error {result.marginal_error:.3g} > tol={tol:g} "
+               f"after {result.n_iter} iterations at reg={reg:g}; the value is biased. Raise max_iter, raise reg, "
+               "or use reg=None (exact OT)")
+    if strict:
+        raise NotConvergedError(msg)
+    warnings.warn(msg, ConvergenceWarning, stacklevel=stacklevel)
 
 
 def _weights(w, n: int, name: str, nx, type_as):
@@ -78,6 +116,10 @@ def _points(X, name: str):
         X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"{name} has shape {tuple(X.shape)}, expected (n_samples, n_features) with n >= 1")
+    bad = np.flatnonzero(~np.isfinite(ot.backend.get_backend(X).to_numpy(X)).all(axis=1))
+    if len(bad):
+        raise ValueError(f"{name} holds NaN or inf in {len(bad)} row(s) (first: {bad[:5].tolist()}); "
+                         "drop or impute them before OT")
     return X
 
 
@@ -85,92 +127,87 @@ def _class_index(y, n: int, name: str):
     y = np.asarray(y.cpu() if hasattr(y, "cpu") else y)
     if y.shape != (n,):
         raise ValueError(f"{name} has shape {y.shape}, expected ({n},): one label per point")
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise ValueError(f"{name} holds NaN labels (first at rows {np.flatnonzero(np.isnan(y))[:5].tolist()}); "
+                         "every point needs a class")
     classes, index = np.unique(y, return_inverse=True)
     return classes, index
 
 
-def _gaussian_w2(Xa, Xb) -> float:
-    """Squared 2-Wasserstein distance between Gaussians fitted to two point clouds (Bures)."""
-    ma, mb = Xa.mean(0), Xb.mean(0)
-    Ca = np.atleast_2d(np.cov(Xa, rowvar=False)) if len(Xa) > 1 else np.zeros((Xa.shape[1],) * 2)
-    Cb = np.atleast_2d(np.cov(Xb, rowvar=False)) if len(Xb) > 1 else np.zeros((Xb.shape[1],) * 2)
-    return float(ot.gaussian.bures_wasserstein_distance(ma, mb, Ca, Cb)) ** 2
+def _check_cost(M, nx, name: str, labels=None) -> None:
+    """A cost that is not finite is an error naming the first bad entry (and its classes)."""
+    if not (bool(nx.any(nx.isnan(M))) or bool(nx.any(nx.isinf(M)))):  # on the array's device
+        return
+    bad = ~np.isfinite(nx.to_numpy(M))
+    i, j = np.argwhere(bad)[0]
+    where = f"entry ({i}, {j})"
+    if labels is not None:
+        (ia, ca), (ib, cb) = labels
+        where += f", between class {str(ca[ia[i]])!r} of A and class {str(cb[ib[j]])!r} of B"
+    raise ValueError(f"the cost {name} is not finite at {bad.sum()} entries (first: {where}); "
+                     "check those classes' features and label distances")
 
 
-def class_distances(Xa, ia, Xb, ib, *, method: str = "auto", max_class_size: int = 2000, nx=None) -> np.ndarray:
-    """Squared 2-Wasserstein distances between every class of A and every class of B.
+def _support(w, nx):
+    """Mask of points with mass, or None when every point has some (no copy of the cost needed)."""
+    keep = nx.to_numpy(w) > 0
+    return None if keep.all() else keep
 
-    Parameters
-    ----------
-    Xa, Xb : arrays, shapes (n_a, d), (n_b, d)
-    ia, ib : ndarray of int, shapes (n_a,), (n_b,)
-        Class index (0..k-1) of each point.
-    method : {"auto", "exact", "gaussian"}
-        "exact": OT with squared-Euclidean cost between the classes' points; "gaussian": the Bures
-        distance between Gaussians fitted to them; "auto": exact unless a class holds more than
-        ``max_class_size`` points.
 
-    Returns
-    -------
-    ndarray of shape (k_a, k_b)
+def _entropic(a, b, M, reg, nx, *, max_iter=None, tol=1e-9, method="auto", warmstart=None) -> OTResult:
+    """Entropic OT (not debiased) on clean input; ``_impl`` of :func:`entropic_ot`.
+
+    The value is the dual objective <a, f> + <b, g>, with f the c-transform of g (the plan's rows
+    are exact). Points of zero mass are left out of the solve and get their potential from the soft
+    c-transform (both potentials are then c-transforms, as is the plan).
     """
-    if method not in LABEL_METHODS:
-        raise ValueError(f"label method={method!r}; choose one of {LABEL_METHODS}")
-    nx = nx or ot.backend.get_backend(Xa, Xb)
-    ka, kb = int(ia.max()) + 1, int(ib.max()) + 1
-    members_a = [np.flatnonzero(ia == c) for c in range(ka)]
-    members_b = [np.flatnonzero(ib == c) for c in range(kb)]
-    largest = max(max(map(len, members_a)), max(map(len, members_b)))
-    if method == "auto":
-        method = "exact" if largest <= max_class_size else "gaussian"
-        if method == "gaussian":
-            logger.info("a class holds %d points (> max_class_size=%d): Gaussian label distances",
-                        largest, max_class_size)
-    W = np.zeros((ka, kb))
-    if method == "gaussian":
-        Xa_np, Xb_np = nx.to_numpy(Xa).astype(np.float64), nx.to_numpy(Xb).astype(np.float64)
-        for i, mi in enumerate(members_a):
-            for j, mj in enumerate(members_b):
-                W[i, j] = _gaussian_w2(Xa_np[mi], Xb_np[mj])
-        return W
-    for i, mi in enumerate(members_a):
-        for j, mj in enumerate(members_b):
-            M = ot.dist(Xa[mi], Xb[mj])
-            ua = nx.ones(len(mi), type_as=M) / len(mi)
-            ub = nx.ones(len(mj), type_as=M) / len(mj)
-            W[i, j] = float(ot.emd2(ua, ub, M))
-    return W
-
-
-def _soft_c_transform(g, b, M, reg, nx):
-    """f_i = -reg · log Σ_j b_j exp((g_j - M_ij) / reg): the potential on every point of A."""
-    return -reg * nx.logsumexp((g[None, :] - M) / reg + nx.log(b)[None, :], axis=1)
-
-
-def _entropic(a, b, M, reg, nx, max_iter, tol):
-    """Entropic OT (log-domain Sinkhorn): (value, plan, f, g, n_iter, converged).
-
-    Potentials follow P_ij = a_i b_j exp((f_i + g_j - M_ij) / reg), so that the value is
-    <a, f> + <b, g> and f is the gradient of the value with respect to a. Points of zero mass are
-    left out of the solve and get their potential from the soft c-transform.
-    """
-    keep_a, keep_b = nx.to_numpy(a) > 0, nx.to_numpy(b) > 0
-    Mk = M[keep_a][:, keep_b]
-    with np.errstate(over="ignore"):  # POT also returns exp(log_u), unused here, which may overflow
-        _, log = ot.sinkhorn(a[keep_a], b[keep_b], Mk, reg, method="sinkhorn_log", numItermax=max_iter,
-                             stopThr=tol, log=True, warn=False)
-    g = reg * (log["log_v"] - nx.log(b[keep_b]))
-    f = _soft_c_transform(g, b[keep_b], M[:, keep_b], reg, nx)
-    g = _soft_c_transform(f[keep_a], a[keep_a], M[keep_a].T, reg, nx)
-    plan = a[:, None] * b[None, :] * nx.exp((f[:, None] + g[None, :] - M) / reg)
+    keep_a, keep_b = _support(a, nx), _support(b, nx)
+    ak = a if keep_a is None else a[keep_a]
+    bk = b if keep_b is None else b[keep_b]
+    Mb = M if keep_b is None else M[:, keep_b]
+    Mk = Mb if keep_a is None else Mb[keep_a]
+    warm = None
+    if warmstart is not None:
+        f0, g0 = warmstart
+        warm = (f0 if keep_a is None else f0[keep_a], g0 if keep_b is None else g0[keep_b])
+    state = sinkhorn.solve(ak, bk, Mk, reg, nx, max_iter=max_iter or sinkhorn.default_max_iter(Mk, reg, nx), tol=tol,
+                           method=method, warmstart=warm)
+    f, g, plan = state.f, state.g, state.plan
+    if keep_a is not None or keep_b is not None:
+        f = sinkhorn.c_transform(g, bk, Mb, reg, nx)
+        g = sinkhorn.c_transform(f if keep_a is None else f[keep_a], ak, (M if keep_a is None else M[keep_a]).T,
+                                 reg, nx)
+        plan = a[:, None] * b[None, :] * nx.exp((f[:, None] + g[None, :] - M) / reg)
     value = float(nx.sum(a * f) + nx.sum(b * g))
-    n_iter = int(log["niter"])
-    converged = bool(len(log["err"]) and float(log["err"][-1]) <= tol)
-    return value, plan, f, g, n_iter, converged
+    return OTResult(value, plan, (f, g), None, None, None, state.n_iter, state.converged, state.error)
 
 
-def entropic_ot(a, b, M, *, reg: float, symmetric: bool = False, max_iter: int = 1000, tol: float = 1e-9) -> OTResult:
-    """Entropic OT between weights ``a`` and ``b`` under cost ``M`` (log-domain Sinkhorn, not debiased).
+def _entropic_self(a, M, reg, nx, *, max_iter=None, tol=1e-9, method="auto", warmstart=None) -> OTResult:
+    """OT_ε(a, a) by the symmetric fixed point f ← (f + T_a f) / 2 (Feydy et al. 2019), clean input.
+
+    At the fixed point f = g and the value is 2<a, f>; alternating Sinkhorn updates on a self-term
+    can stall (the plan is nearly diagonal when ``reg`` is small against the cost), the averaged
+    update converges in tens of iterations. The value is the dual objective
+    2<a, f> - ε (Σ P - 1), exact at convergence.
+    """
+    keep = _support(a, nx)
+    ak = a if keep is None else a[keep]
+    Ma = M if keep is None else M[:, keep]
+    Mk = Ma if keep is None else Ma[keep]
+    warm = None if warmstart is None else (warmstart if keep is None else warmstart[keep])
+    state = sinkhorn.solve_symmetric(ak, Mk, reg, nx, max_iter=max_iter or sinkhorn.default_max_iter(Mk, reg, nx),
+                                     tol=tol, method=method, warmstart=warm)
+    value = float(2 * nx.sum(ak * state.f) - reg * (nx.sum(state.plan) - 1))
+    f, plan = state.f, state.plan
+    if keep is not None:
+        f = sinkhorn.c_transform(state.f, ak, Ma, reg, nx)
+        plan = a[:, None] * a[None, :] * nx.exp((f[:, None] + f[None, :] - M) / reg)
+    return OTResult(value, plan, (f, f), None, None, None, state.n_iter, state.converged, state.error)
+
+
+def entropic_ot(a, b, M, *, reg: float, symmetric: bool = False, max_iter: int | None = None, tol: float = 1e-9,
+                method: str = "auto", warmstart=None, strict: bool = False) -> OTResult:
+    """Entropic OT between weights ``a`` and ``b`` under cost ``M`` (Sinkhorn, not debiased).
 
     .. math::
 
@@ -180,6 +217,8 @@ def entropic_ot(a, b, M, *, reg: float, symmetric: bool = False, max_iter: int =
     The building block of :func:`label_ot` with ``reg``, for callers that keep their own costs (e.g.
     a fixed target's self-term, solved once): the debiased divergence is
     ``entropic_ot(a, b, M_ab) - (entropic_ot(a, a, M_aa) + entropic_ot(b, b, M_bb)) / 2``.
+    Solved by kernel (non-log) Sinkhorn iterations on the cost shifted by the current potentials,
+    log-domain steps only where the scalings would overflow (see :mod:`datamix.ot.sinkhorn`).
 
     Parameters
     ----------
@@ -188,20 +227,38 @@ def entropic_ot(a, b, M, *, reg: float, symmetric: bool = False, max_iter: int =
         potential by the soft c-transform.
     b : array of shape (n_b,)
     M : array of shape (n_a, n_b)
+        Finite costs.
     reg : float
         ε > 0, in the units of the cost.
     symmetric : bool, default=False
         A self-term: ``b`` equals ``a`` and ``M`` is symmetric. Solved by the symmetric fixed point
         :math:`f \\leftarrow (f + T_a f)/2` (Feydy et al. 2019), which converges where alternating
         updates stall; the potentials are (f, f).
-    max_iter : int, default=1000
+    max_iter : int or None, default=None
+        Iteration cap of the last ε stage; None: grows with the cost's spread over ``reg``
+        (``20 * (max M - min M) / reg`` within [10,000, 100,000]), as Sinkhorn's iteration count does.
     tol : float, default=1e-9
-        Stopping threshold on the marginal error.
+        Stopping threshold on the marginal error (L2 norm, as POT's ``stopThr``).
+    method : {"auto", "sinkhorn", "epsilon_scaling"}, default="auto"
+        "sinkhorn": iterate at ``reg`` from the start; "epsilon_scaling": anneal ε from the cost's
+        spread down to ``reg`` by halves, each stage warm-started from the last; "auto":
+        ε-scaling when the spread exceeds 16 ``reg`` and no warm start is given.
+    warmstart : tuple (f, g) of arrays of shapes (n_a,), (n_b,), or array f (symmetric), optional
+        Potentials to start from (e.g. the previous solution of a nearby problem).
+    strict : bool, default=False
+        Raise :class:`NotConvergedError` instead of warning when ``tol`` is not reached.
 
     Returns
     -------
     OTResult
-        ``value``, ``plan``, ``potentials`` (f, g), ``n_iter``, ``converged``; no label distances.
+        ``value``, ``plan``, ``potentials`` (f, g), ``n_iter``, ``converged``, ``marginal_error``;
+        no label distances.
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes, weights that are negative or do not sum to 1, reg <= 0, a cost that is not
+        finite, or an unknown method.
 
     Examples
     --------
@@ -216,44 +273,22 @@ def entropic_ot(a, b, M, *, reg: float, symmetric: bool = False, max_iter: int =
                          "expected (n_a,), (n_b,) and (n_a, n_b)")
     if not reg > 0:
         raise ValueError(f"reg={reg!r} must be > 0")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; choose one of {METHODS}")
     for name, w in (("a", a), ("b", b)):
         w_np = np.asarray(nx.to_numpy(w), dtype=np.float64)
         if (w_np < 0).any() or abs(w_np.sum() - 1) > 1e-6:
             raise ValueError(f"{name} must be >= 0 and sum to 1 (sums to {w_np.sum():.6g})")
+    _check_cost(M, nx, "M")
+    options = dict(max_iter=max_iter, tol=tol, method=method, warmstart=warmstart)
     if symmetric:
         if shape[0] != shape[1] or not np.array_equal(nx.to_numpy(a), nx.to_numpy(b)):
             raise ValueError("symmetric=True is for a self-term: pass b equal to a and a square M")
-        value, plan, f, n_iter, converged = _entropic_self(a, M, reg, nx, max_iter, tol)
-        return OTResult(value, plan, (f, f), None, None, None, n_iter, converged)
-    value, plan, f, g, n_iter, converged = _entropic(a, b, M, reg, nx, max_iter, tol)
-    return OTResult(value, plan, (f, g), None, None, None, n_iter, converged)
-
-
-def _entropic_self(a, M, reg, nx, max_iter, tol):
-    """OT_ε(a, a) by the symmetric fixed point f ← (f + T_a f) / 2 (Feydy et al. 2019).
-
-    T_a is the soft c-transform; at its fixed point f = g and the value is 2<a, f>. Alternating
-    Sinkhorn updates on a self-term can stall (the plan is nearly diagonal when ``reg`` is small
-    against the cost: 1000 iterations without converging on the bundled digits at reg=1), the
-    averaged update converges in tens of iterations. Returns (value, plan, f, n_iter, converged);
-    the value is the dual objective, exact at convergence.
-    """
-    keep = nx.to_numpy(a) > 0
-    a_k, M_k = a[keep], M[keep][:, keep]
-    log_a = nx.log(a_k)
-    f = nx.zeros(a_k.shape[0], type_as=M)
-    converged, n_iter = False, 0
-    for n_iter in range(1, max_iter + 1):
-        Tf = -reg * nx.logsumexp((f[None, :] - M_k) / reg + log_a[None, :], axis=1)
-        row = a_k * nx.exp((f - Tf) / reg)  # row sums of the current plan
-        if float(nx.norm(row - a_k)) <= tol:
-            converged = True
-            break
-        f = 0.5 * (f + Tf)
-    value = float(2 * nx.sum(a_k * f) - reg * (nx.sum(row) - 1))
-    f_all = _soft_c_transform(f, a_k, M[:, keep], reg, nx)
-    plan = a[:, None] * a[None, :] * nx.exp((f_all[:, None] + f_all[None, :] - M) / reg)
-    return value, plan, f_all, n_iter, converged
+        result = _entropic_self(a, M, reg, nx, **options)
+    else:
+        result = _entropic(a, b, M, reg, nx, **options)
+    check_converged(result, "self-term" if symmetric else f"{shape[0]} x {shape[1]}", reg=reg, tol=tol, strict=strict)
+    return result
 
 
 def _tight_potentials(f, g, a, b, M, nx):
@@ -278,18 +313,22 @@ def _joint_cost(Xa, ia, Xb, ib, label_weight, nx, **label_options):
     M = ot.dist(Xa, Xb)
     if ia is None:
         return M, None
-    W = class_distances(Xa, ia, Xb, ib, nx=nx, **label_options)
+    W = class_distances(Xa, ia, Xb, ib, nx=nx, **label_options)  # raises on a non-finite W, naming classes
     return M + label_weight * nx.from_numpy(W[np.ix_(ia, ib)], type_as=M), W
 
 
 def label_ot(Xa, ya, Xb, yb, *, reg: float | None = None, label_weight: float = 1.0, wa=None, wb=None,
-             label_method: str = "auto", max_class_size: int = 2000, max_iter: int = 1000,
-             tol: float = 1e-9) -> OTResult:
+             label_method: str = "auto", max_class_size: int = 2000, max_iter: int | None = None,
+             tol: float = 1e-9, method: str = "auto", strict: bool = False) -> OTResult:
     """Label-aware OT between (Xa, ya) and (Xb, yb), with plan, potentials and label distances.
+
+    The cost is :math:`\\lVert x - x' \\rVert^2 + \\lambda W(y, y')`, twice OTDD's and Projektor's
+    :math:`\\tfrac12 \\lVert x - x' \\rVert^2 + \\tfrac12 W` (see the module notes).
 
     Parameters
     ----------
     Xa : array of shape (n_a, n_features)
+        Finite features (NaN or inf rows are refused).
     ya : array of shape (n_a,) or None
         Labels of A; give both ``ya`` and ``yb``, or neither (plain OT, squared-Euclidean cost).
         Label values need not overlap between A and B: W is computed between every pair of classes.
@@ -305,14 +344,25 @@ def label_ot(Xa, ya, Xb, yb, *, reg: float | None = None, label_weight: float = 
     label_method : {"auto", "exact", "gaussian"}, default="auto"
         How W is computed, see :func:`class_distances`.
     max_class_size : int, default=2000
-    max_iter : int, default=1000
-        Sinkhorn iterations.
+    max_iter : int or None, default=None
+        Sinkhorn iteration cap per problem (last ε stage); None grows with the cost's spread over
+        ``reg``, see :func:`entropic_ot`. The exact solver's cap grows with n_a · n_b.
     tol : float, default=1e-9
-        Sinkhorn stopping threshold on the marginal error.
+        Sinkhorn stopping threshold on the marginal error (L2 norm).
+    method : {"auto", "sinkhorn", "epsilon_scaling"}, default="auto"
+        Sinkhorn schedule, see :func:`entropic_ot`.
+    strict : bool, default=False
+        Raise :class:`NotConvergedError` instead of warning when a solver stops unconverged.
 
     Returns
     -------
     OTResult
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes or dimensions, NaN/inf features, NaN labels, bad weights, reg <= 0, or a
+        cost that is not finite (the message names the classes).
 
     Examples
     --------
@@ -329,31 +379,47 @@ def label_ot(Xa, ya, Xb, yb, *, reg: float | None = None, label_weight: float = 
         raise ValueError(f"reg={reg!r} must be > 0, or None for exact OT")
     if not (np.isfinite(label_weight) and label_weight >= 0):
         raise ValueError(f"label_weight={label_weight!r} must be a finite number >= 0")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; choose one of {METHODS}")
     nx = ot.backend.get_backend(Xa, Xb)
     a = _weights(wa, Xa.shape[0], "wa", nx, Xa)
     b = _weights(wb, Xb.shape[0], "wb", nx, Xb)
-    classes_a = classes_b = ia = ib = None
+    classes_a = classes_b = ia = ib = labels = None
     if ya is not None:
         classes_a, ia = _class_index(ya, Xa.shape[0], "ya")
         classes_b, ib = _class_index(yb, Xb.shape[0], "yb")
+        labels = ((ia, classes_a), (ib, classes_b))
     opts = dict(label_weight=label_weight, nx=nx, method=label_method, max_class_size=max_class_size)
-    M, W = _joint_cost(Xa, ia, Xb, ib, **opts)
+    M, W = _joint_cost(Xa, ia, Xb, ib, classes=(classes_a, classes_b), **opts)
+    _check_cost(M, nx, "between A and B", labels)
 
     if reg is None:
         plan, log = ot.emd(a, b, M, numItermax=max(100_000, 50 * M.shape[0] * M.shape[1]), log=True)
-        converged = log["result_code"] == 1
-        if not converged:
-            logger.warning("exact OT did not converge: %s", log["warning"])
         f, g = _tight_potentials(log["u"], log["v"], a, b, M, nx)
-        return OTResult(float(log["cost"]), plan, (f, g), W, classes_a, classes_b, 0, converged)
+        result = OTResult(float(log["cost"]), plan, (f, g), W, classes_a, classes_b, 0, log["result_code"] == 1)
+        check_converged(result, "A to B", reg=None, tol=tol, strict=strict)
+        return result
 
-    value, plan, f, g, n_iter, converged = _entropic(a, b, M, reg, nx, max_iter, tol)
-    self_a = _entropic_self(a, _joint_cost(Xa, ia, Xa, ia, **opts)[0], reg, nx, max_iter, tol)[0]
-    self_b = _entropic_self(b, _joint_cost(Xb, ib, Xb, ib, **opts)[0], reg, nx, max_iter, tol)[0]
-    return OTResult(value - 0.5 * (self_a + self_b), plan, (f, g), W, classes_a, classes_b, n_iter, converged)
+    solver = dict(max_iter=max_iter, tol=tol, method=method)
+    cross = _entropic(a, b, M, reg, nx, **solver)
+    check_converged(cross, "A to B", reg=reg, tol=tol, strict=strict)
+    selves = []
+    for name, X, i, c, w in (("A to itself", Xa, ia, classes_a, a), ("B to itself", Xb, ib, classes_b, b)):
+        M_self = _joint_cost(X, i, X, i, classes=(c, c), **opts)[0]
+        selves.append(_entropic_self(w, M_self, reg, nx, **solver))
+        check_converged(selves[-1], name, reg=reg, tol=tol, strict=strict)
+    value = cross.value - 0.5 * (selves[0].value + selves[1].value)
+    return OTResult(value, cross.plan, cross.potentials, W, classes_a, classes_b, cross.n_iter,
+                    cross.converged and all(s.converged for s in selves),
+                    max(cross.marginal_error, *(s.marginal_error for s in selves)))
 
 
 def label_ot_distance(Xa, ya, Xb, yb, *, reg: float | None = None, label_weight: float = 1.0, wa=None,
                       wb=None, **options) -> float:
-    """The value of :func:`label_ot`: the label-aware OT cost (exact) or Sinkhorn divergence."""
+    """The value of :func:`label_ot`: the label-aware OT cost (exact) or Sinkhorn divergence.
+
+    Twice OTDD's and Projektor's value on the same data (cost ``||x - x'||² + W``, theirs
+    ``½||x - x'||² + ½W``). An unconverged solver warns (``ConvergenceWarning``), or raises
+    :class:`NotConvergedError` with ``strict=True``; ``options`` are those of :func:`label_ot`.
+    """
     return label_ot(Xa, ya, Xb, yb, reg=reg, label_weight=label_weight, wa=wa, wb=wb, **options).value

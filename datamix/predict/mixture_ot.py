@@ -29,8 +29,11 @@ feature and joint terms are the debiased Sinkhorn divergence of :func:`datamix.o
 the non-debiased potentials give the gradient), solved with :func:`datamix.ot.entropic_ot` on costs
 built once: the cost matrices, the label distances between groups, and the target's self-term,
 which does not depend on the mixture, are cached (``label_ot`` recomputes them on every call:
-``benchmarks/ot_speed.py`` measures both). The label term stays exact (a small problem between
-groups and classes).
+``benchmarks/ot_speed.py`` measures both). Every mixture's problems are warm-started from the
+potentials of the uniform mixture (solved once, cold), so results do not depend on the order in
+which mixtures are evaluated. A Sinkhorn problem that stops above its tolerance warns and is
+counted in ``n_unconverged_`` (out of ``n_solves_``), or raises with ``strict=True``. The label
+term stays exact (a small problem between groups and classes).
 
 The gradient returned is the gradient along the simplex of the ratios (see :meth:`MixtureOT.evaluate`),
 obtained from :func:`datamix.ot.mixture_gradient` with each point's source kept explicit.
@@ -143,6 +146,18 @@ class MixtureOT:
     max_points : int, default=3000
         Sources with more points are subsampled (seeded) to this many; the target likewise. Keeps
         the cost matrices at most ``n_sources * max_points * max_points`` floats.
+    max_iter : int or None, default=None
+        Sinkhorn iteration cap per problem (None: :func:`datamix.ot.entropic_ot`'s default).
+    strict : bool, default=False
+        Raise :class:`datamix.ot.NotConvergedError` when a Sinkhorn problem stops above its
+        tolerance, instead of warning and counting it.
+
+    Attributes
+    ----------
+    n_solves_ : int
+        Sinkhorn problems solved so far (``reg`` given).
+    n_unconverged_ : int
+        Of those, the ones that stopped above the tolerance (each warned).
 
     Raises
     ------
@@ -152,7 +167,8 @@ class MixtureOT:
 
     def __init__(self, sources: Sequence, target, *, names: Sequence[str], reg: float | None = None,
                  label_weight: float = 1.0, embedding=None, mode: str = "weighted", n_draws: int = 1,
-                 seed: int = 0, max_points: int = 3000):
+                 seed: int = 0, max_points: int = 3000, max_iter: int | None = None,
+                 strict: bool = False):
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}; choose one of {MODES}")
         if reg is not None and not reg > 0:
@@ -163,7 +179,8 @@ class MixtureOT:
             raise ValueError(f"n_draws={n_draws!r} must be >= 1")
         self.names = list(names)
         self.reg, self.label_weight, self.mode = reg, float(label_weight), mode
-        self.n_draws, self.seed = int(n_draws), int(seed)
+        self.n_draws, self.seed, self.max_iter, self.strict = int(n_draws), int(seed), max_iter, bool(strict)
+        self.n_solves_ = self.n_unconverged_ = 0
         rng = np.random.default_rng(seed)
         Xt, yt = target
         Xt, yt = np.asarray(Xt, dtype=np.float64), np.asarray(yt)
@@ -243,9 +260,27 @@ class MixtureOT:
             return self._label_ot(a)
         if self.reg is None:
             return _exact(a, self._b, self._cost(term))
-        r = entropic_ot(a, self._b, self._cost(term), reg=self.reg)
-        self_a = entropic_ot(a, a, self._self_cost(term), reg=self.reg, symmetric=True).value
+        warm = self._reference(term)
+        r = self._entropic(a, self._b, self._cost(term), warmstart=warm[0])
+        self_a = self._entropic(a, a, self._self_cost(term), symmetric=True, warmstart=warm[1]).value
         return r.value - 0.5 * (self_a + self._target_self(term)), np.asarray(r.potentials[0], dtype=np.float64)
+
+    def _entropic(self, a, b, M, **options):
+        """:func:`entropic_ot` at ``reg``, counted in ``n_solves_`` / ``n_unconverged_``."""
+        r = entropic_ot(a, b, M, reg=self.reg, max_iter=self.max_iter, strict=self.strict, **options)
+        self.n_solves_ += 1
+        self.n_unconverged_ += int(not r.converged)
+        return r
+
+    def _reference(self, term: str) -> tuple:
+        """Potentials ((f, g), f_self) of the uniform mixture, solved cold once: every mixture's warm start."""
+        key = ("warm", term)
+        if key not in self._costs:
+            a = 1.0 / (len(self.names) * self.n_points_[self.source_of_point_])
+            cross = self._entropic(a, self._b, self._cost(term))
+            self_a = self._entropic(a, a, self._self_cost(term), symmetric=True)
+            self._costs[key] = (cross.potentials, self_a.potentials[0])
+        return self._costs[key]
 
     def _cost(self, term: str) -> np.ndarray:
         """Mixture-to-target ground cost of ``term`` ("feature" or "joint"), (n_points, n_target)."""
@@ -268,7 +303,7 @@ class MixtureOT:
         key = ("target", term)
         if key not in self._costs:
             C = self._cloud_cost(self._Xt, self._it, term)
-            self._costs[key] = entropic_ot(self._b, self._b, C, reg=self.reg, symmetric=True).value
+            self._costs[key] = self._entropic(self._b, self._b, C, symmetric=True).value
         return self._costs[key]
 
     def _cloud_cost(self, X: np.ndarray, groups: np.ndarray, term: str) -> np.ndarray:

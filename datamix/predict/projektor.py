@@ -62,7 +62,9 @@ class OTPredictor(TwoStagePredictor):
         Revealed sizes to fit stage 1 at; default: every size in the runs.
     reg : float or None, default=None
         None: exact OT; > 0: Sinkhorn (debiased divergence for values, non-debiased potentials
-        for gradients) — much slower.
+        for gradients), in the units of the cost (squared features; twice Projektor's convention,
+        see :mod:`datamix.ot.distance`). A Sinkhorn problem that stops above its tolerance warns and
+        is counted in ``ot_.n_unconverged_``.
     form : {"split", "affine", "published", "complete"}, default="split"
         Stage-1 performance function, see the module notes.
     label_weight : float, default=1.0
@@ -115,7 +117,8 @@ class OTPredictor(TwoStagePredictor):
     stage1_ : dict of int to RidgeFit
         Stage-1 fit per size (``coef``, ``intercept``, ``alpha``, ``loo_residuals``).
     ot_ : MixtureOT
-        The OT terms, cached per mixture.
+        The OT terms, cached per mixture; its ``n_solves_`` and ``n_unconverged_`` count the
+        Sinkhorn problems solved and those that stopped unconverged (diagnostics, ``reg`` given).
     terms_ : tuple of str
         OT terms the form uses.
     extrapolation_ : str

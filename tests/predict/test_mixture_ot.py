@@ -75,9 +75,11 @@ def test_sinkhorn_terms_equal_label_ot_on_the_union(clouds, term):
         labels = (src * 3 + y, target[1]) if term == "joint" else (None, None)
         ref = label_ot(X, labels[0], target[0], labels[1], wa=a, reg=0.3, label_weight=0.7)
         got = m.evaluate(p, terms=(term,))[term]
-        np.testing.assert_allclose(got.value, ref.value, rtol=1e-9)
+        # MixtureOT warm-starts from the uniform mixture, label_ot starts cold: both stop at a marginal
+        # error of 1e-9, so they agree to about that (observed 4e-8 relative on the gradient)
+        np.testing.assert_allclose(got.value, ref.value, rtol=1e-8)
         f = np.asarray(ref.potentials[0])
-        np.testing.assert_allclose(got.gradient, m._tangent(f, a, np.ones(len(a), int), p), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got.gradient, m._tangent(f, a, np.ones(len(a), int), p), rtol=1e-6, atol=1e-9)
         assert m.evaluate(p, terms=(term,))[term] is got  # cached per mixture
 
 
