@@ -516,7 +516,7 @@ def _report(run_dir, plan, preds: pd.DataFrame, chosen: dict, metrics: dict, rcf
     inputs = {"runs table": f"{Path(metrics['table']['path']).name} ({metrics['table']['runs']} runs, "
                             f"{metrics['table']['configurations']} configurations)",
               "objective": rcfg.metric, "greater is better": rcfg.greater_is_better,
-              "measurement noise (sd over repeats)": table.noise,
+              "measurement noise (sd over repeats)": table.noise if np.isfinite(table.noise) else "no repeated runs",
               "selection": f"{chosen['method']} (law: {rcfg.law})", "ranker (predicts)": chosen["ranker"],
               "picker (chooses the mixture)": chosen["picker"],
               "held-out Spearman / error / coverage": f"{metrics['held_out']['spearman']:.4g} / "

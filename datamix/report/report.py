@@ -157,8 +157,9 @@ def write_report(out_dir: str | os.PathLike, plan, *, figures: Mapping | None = 
     lo, hi = plan.interval
     prov = plan.provenance or {}
     level = (prov.get("solver") or {}).get("level", 0.9)
+    better = {True: "; higher is better", False: "; lower is better"}.get(prov.get("greater_is_better"), "")
     headline = (f"Predicted metric: {_fmt(plan.predicted)} ({int(round(level * 100))}% interval "
-                f"{_fmt(lo)} – {_fmt(hi)}); higher is better: {prov.get('greater_is_better', '—')}")
+                f"{_fmt(lo)} – {_fmt(hi)}){better}")
     sections_html = [f"<h1>{html.escape(title)}</h1>"]
     sections_md = [f"# {title}", ""]
     for note in notes:

@@ -97,6 +97,7 @@ def test_report_numbers_equal_the_plans(rendered):
     assert cells["samples_seen"] == [plan.ratios[n] * 6000 for n in names]
     m = re.search(r'id="predicted" data-value="([^"]+)"', page)
     assert float(m.group(1)) == plan.predicted
+    assert "); higher is better</p>" in page  # an accuracy predictor's plan, said in words
     assert html.escape(plan.to_yaml()) in page  # the plan itself, verbatim
     md = files.markdown.read_text()
     for n in used:  # Markdown shows the same numbers rounded to 6 significant digits
