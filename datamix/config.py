@@ -229,8 +229,9 @@ class RunsConfig(_Strict):
     k-fold; sum_tolerance : how far a row's weights may sum from 1 (they are then normalised);
     tokens : tokens of the training the plan is for; unique_tokens : unique tokens of each source;
     min_ratio, max_ratio, max_epochs : constraints of the plan (max_epochs needs tokens and
-    unique_tokens); n_samples : random mixtures searched for the top pick; level : coverage of the
-    intervals.
+    unique_tokens); n_samples : random mixtures searched for the top pick; average_top : the plan
+    is the mean of that many best sampled mixtures (RegMix: 100), 1 = the single best, polished;
+    level : coverage of the intervals.
     """
 
     table: str
@@ -251,6 +252,7 @@ class RunsConfig(_Strict):
     max_ratio: float | dict[str, float] | None = None
     max_epochs: float | None = Field(default=None, gt=0, le=MAX_PASSES)
     n_samples: int = Field(default=100_000, ge=100, le=10_000_000)
+    average_top: int = Field(default=1, ge=1, le=10_000)
     level: float = Field(default=0.9, gt=0, lt=1)
 
     @model_validator(mode="after")

@@ -386,15 +386,17 @@ def transfer(rcfg, table, fit_rows, sizes, seed: int, chosen: dict) -> dict:
 
 
 def optimize_stage(rcfg, table, fitted: _Fitted, chosen: dict, problem, seed: int, inputs: str):
-    """The plan: the picker's best mixture in the feasible set (random search), the ranker's
-    prediction and interval there, epochs when tokens and unique tokens are known."""
+    """The plan: the picker's best mixture in the feasible set (random search; or the mean of its
+    ``average_top`` best), the ranker's prediction and interval there, epochs when tokens and
+    unique tokens are known."""
     from datamix.optimize import Plan
     from datamix.optimize.plan import check_plan
     from datamix.predict.runs import pick_mixture
 
     names = table.sources
     p, _ = pick_mixture(fitted.picker, problem.lo, problem.hi, greater_is_better=rcfg.greater_is_better,
-                        n_samples=rcfg.n_samples, extra=table.runs[names].to_numpy(), seed=seed)
+                        n_samples=rcfg.n_samples, extra=table.runs[names].to_numpy(), seed=seed,
+                        average_top=rcfg.average_top)
     p = np.where(p < 1e-12, 0.0, p)
     p = p / p.sum()
     predicted = float(fitted.ranker.predict(p[None, :])[0])

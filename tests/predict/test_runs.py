@@ -43,6 +43,21 @@ def test_pick_mixture_finds_the_known_optimum_at_the_bounds():
     np.testing.assert_allclose(p, [0.0, 0.7, 0.3], atol=1e-6)
 
 
+def test_average_top_is_the_mean_of_the_best_sampled_mixtures():
+    law = MixingLaw.from_params({"c": 1.0, "k": 2.0, "t_1": -1.0, "t_2": 0.5, "t_3": 0.0})
+    lo, hi = np.zeros(3), np.full(3, 0.7)
+    p, value = pick_mixture(law, lo, hi, n_samples=2000, average_top=50, seed=3)
+    # brute force: the same draws, ranked by the law, the 50 best averaged
+    rng = np.random.default_rng(3)
+    P = capped_simplex_rows(np.vstack([rng.dirichlet(np.ones(3), 1000), rng.dirichlet(np.full(3, 0.2), 1000),
+                                       np.eye(3)]), lo, hi)
+    np.testing.assert_allclose(p, P[np.argsort(law.predict(P), kind="stable")[:50]].mean(axis=0), atol=1e-12)
+    assert value == pytest.approx(law.predict(p[None, :])[0])
+    assert np.all(p >= lo - 1e-12) and np.all(p <= hi + 1e-12) and p.sum() == pytest.approx(1.0)
+    assert p[1] < 0.1 < p[2] < 0.3 < p[0] < 0.7  # near the corner optimum (0.7, 0, 0.3), not on it
+    assert value > 1.0 + 2.0 * np.exp(-0.7)  # and a little worse than it, as the law says
+
+
 def test_rank_ensemble_is_in_the_first_members_units():
     class Affine:
         """A fitted stand-in whose predictions are a * x_0 + b."""
