@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from datamix.index._checks import check_seed
 
-__all__ = ["Budget", "mixture_stream", "lr_schedule"]
+__all__ = ["Budget", "mixture_stream", "lr_schedule", "repeated_scale"]
 
 
 @dataclass(frozen=True)
@@ -132,3 +132,13 @@ def lr_schedule(total_steps: int, *, warmup: float = 0.05, final: float = 0.1):
         return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * t))
 
     return factor
+
+
+def repeated_scale(X: np.ndarray, repeats: npt.ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Feature mean and standard deviation, shapes (n_features,), of the rows of ``X`` each counted
+    ``repeats`` times (default once): those of the repeated rows, without repeating them. A
+    constant feature gets a standard deviation of 1."""
+    mean = np.average(X, axis=0, weights=repeats)
+    std = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=repeats))
+    std[std == 0] = 1.0
+    return mean, std

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from datamix.index._checks import check_embeddings, check_int, check_seed, format_rows
-from datamix.proxy.stream import lr_schedule, mixture_stream
+from datamix.proxy.stream import lr_schedule, mixture_stream, repeated_scale
 
 __all__ = ["ProxyResult", "TrainingDynamics", "train_proxy"]
 
@@ -327,10 +327,7 @@ def _train_proxy_impl(X_train, y_idx, test, classes, *, model, epochs, min_steps
         std = X_train.std(axis=0, dtype=np.float64)
         std[std == 0] = 1.0
     elif standardize:  # the statistics of X_train[rows], from the distinct rows weighted by their count
-        weights = np.bincount(rows, minlength=X_train.shape[0])
-        mean = np.average(X_train, axis=0, weights=weights).astype(np.float64)
-        std = np.sqrt(np.average((X_train - mean) ** 2, axis=0, weights=weights))
-        std[std == 0] = 1.0
+        mean, std = repeated_scale(X_train, np.bincount(rows, minlength=X_train.shape[0]))
     else:
         mean, std = np.zeros(d), np.ones(d)
 

@@ -38,6 +38,7 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 
 from datamix.data.sources import Source, draw_rows
+from datamix.proxy.stream import repeated_scale
 
 __all__ = ["ProxyTrainer", "LMTrainer", "TokenDocs", "make_trainer"]
 
@@ -281,9 +282,7 @@ def _train_logistic(X_train, y_train, X_test, y_test, classes, *, C, max_iter, s
     if present.size < 2:  # a one-class training set predicts that class for everything
         full[:, np.searchsorted(classes, present[0])] = 1.0
     else:
-        mean = np.average(X_train, axis=0, weights=sample_weight)
-        std = np.sqrt(np.average((X_train - mean) ** 2, axis=0, weights=sample_weight))
-        std[std == 0] = 1.0
+        mean, std = repeated_scale(X_train, sample_weight)
         with threadpool_limits(1), warnings.catch_warnings():
             # A small, noisy training set may need more iterations; the measurement is still usable.
             warnings.simplefilter("ignore", ConvergenceWarning)
