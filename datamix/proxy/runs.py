@@ -67,6 +67,11 @@ def row_check(row: Mapping) -> str:
     return hashlib.sha1("|".join(text(row.get(c)) for c in CHECKED_COLUMNS).encode()).hexdigest()[:16]
 
 
+def _row_checks(df: pd.DataFrame) -> list[str]:
+    """:func:`row_check` of every row (through plain dicts: a table is checked on every read)."""
+    return [row_check(r) for r in df.reindex(columns=list(CHECKED_COLUMNS)).to_dict("records")]
+
+
 def ratio_columns(names: Sequence[str]) -> list[str]:
     """Column names of the ratios of sources ``names`` in a runs table: ``p_<name>``."""
     return [f"{RATIO_PREFIX}{n}" for n in names]
@@ -112,7 +117,7 @@ class RunsTable:
     def _verified(self, df: pd.DataFrame) -> pd.DataFrame:
         """The rows whose ``check`` matches their contents; the others are named in a warning."""
         stored = df["check"] if "check" in df.columns else pd.Series("", index=df.index)
-        ok = np.array([str(c) == row_check(r) for c, (_, r) in zip(stored, df.iterrows())], dtype=bool)
+        ok = np.array([str(c) == h for c, h in zip(stored, _row_checks(df))], dtype=bool)
         if not ok.all():
             bad = df.loc[~ok, "run_id"].astype(str).tolist()
             logger.warning("runs table %s: %d row(s) do not match their check (changed after they were written, "
@@ -131,7 +136,7 @@ class RunsTable:
         new = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         if new.empty:
             return
-        new = new.assign(check=[row_check(r) for _, r in new.iterrows()])
+        new = new.assign(check=_row_checks(new))
         old = self.read()
         both = new if old.empty else pd.concat([old, new], ignore_index=True, sort=False)
         both = both.drop_duplicates("run_id", keep="last")
