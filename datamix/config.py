@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import math
+import re
 
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from datamix.data.sources import FORMATS, KINDS, RESERVED_SOURCE_NAMES, check_name
+from datamix.data.sources import FORMATS, KINDS, check_name, check_source_name
 
 PIPELINES = ("curate", "purchase", "prune_eval", "runs")
 
@@ -28,7 +29,7 @@ class ConfigError(ValueError):
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
 #: the most passes over the data that a run may imply (see :data:`datamix.optimize.plan.MAX_PLAN_EPOCHS`)
 MAX_PASSES = 1000.0
-_DEVICE_RE = __import__("re").compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def _check_device(v: str) -> str:
@@ -64,11 +65,7 @@ class SourceConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-        check_name(v)
-        if v.lower() in RESERVED_SOURCE_NAMES:
-            raise ValueError(f"source name {v!r} is reserved: the run directory has a file of that name beside "
-                             "the sources' folders")
-        return v
+        return check_source_name(v)
 
     @model_validator(mode="after")
     def _one_origin(self):

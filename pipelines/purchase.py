@@ -254,8 +254,7 @@ def _validate(pcfg, sources, target):
         raise ValueError(f"{', '.join(map(repr, unlabelled))} ha{'s' if len(unlabelled) == 1 else 've'} no labels: "
                          "purchase predicts with label-aware optimal transport and a classifier proxy, so every "
                          "source and the target need a label field (labels of any type: ints, strings)")
-    absent = sorted(set(map(str, np.unique(target.labels))) - {str(c) for s in chosen for c in np.unique(s.labels)},
-                    key=str)
+    absent = sorted(set(map(str, np.unique(target.labels))) - {str(c) for s in chosen for c in np.unique(s.labels)})
     if absent:  # no mixture can learn them: predictions near 0 for those classes, which is a data fact to say
         logger.warning("target class(es) %s occur in no purchased source: no mixture can learn them, and every "
                        "prediction includes their loss", absent[:10] + (["..."] if len(absent) > 10 else []))

@@ -55,6 +55,15 @@ def check_name(name: str, what: str = "source name") -> str:
     return name
 
 
+def check_source_name(name: str) -> str:
+    """:func:`check_name`, and not one of :data:`RESERVED_SOURCE_NAMES`; returns ``name``."""
+    check_name(name)
+    if name.lower() in RESERVED_SOURCE_NAMES:
+        raise ValueError(f"source name {name!r} is reserved: the run directory has a file of that name beside "
+                         "the sources' folders")
+    return name
+
+
 @dataclass(frozen=True)
 class Source:
     """A named pool of samples.
@@ -94,10 +103,7 @@ class Source:
     _ids: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        check_name(self.name)
-        if self.name.lower() in RESERVED_SOURCE_NAMES:
-            raise ValueError(f"source name {self.name!r} is reserved: the run directory has a file of that name "
-                             "beside the sources' folders")
+        check_source_name(self.name)
         where = f"source {self.name!r} ({self.origin})"
         if self.kind not in KINDS:
             raise ValueError(f"{where}: kind={self.kind!r}, expected one of {KINDS}")
