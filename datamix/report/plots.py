@@ -38,7 +38,8 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = 110) -> str:
 
 def plot_law_fit(law, X: pd.DataFrame, y: Sequence[float], *, groups: Mapping[str, Sequence[str]] | None = None,
                  level: float = 0.9, ylabel: str = "error"):
-    """Fitted QQT law against its data: measured points, fitted curves and bootstrap bands.
+    """Fitted QQT law against its data: measured points, fitted curves and interval bands
+    (:meth:`~datamix.laws.base.Law.predict_interval`).
 
     Parameters
     ----------
@@ -81,7 +82,8 @@ def plot_law_fit(law, X: pd.DataFrame, y: Sequence[float], *, groups: Mapping[st
         ax.legend(fontsize=6)
     for ax in axes.ravel()[n_panels:]:
         ax.set_visible(False)
-    fig.suptitle(f"QQT law fit: points, fit and {int(level * 100)}% bootstrap bands (dotted: one pass)", fontsize=9)
+    fig.suptitle(f"QQT law fit: points, fit and {int(level * 100)}% intervals (bootstrap and residuals, wider past "
+                 "the runs; dotted: one pass)", fontsize=9)
     fig.tight_layout()
     return fig
 
