@@ -308,7 +308,10 @@ class CurateConfig(_Strict):
     sources, else ``{model: mlp, compute_bound: true, batch_size: 32}``); dedup : remove exact and
     near-duplicate documents across sources before pools are formed (default: on for text);
     dedup_eps : SemDeDup threshold (cosine similarity above 1 - eps); n_starts : optimizer starts; frontier : compute
-    budgets of the threshold curve, as multiples of ``tokens``; level : coverage of intervals;
+    budgets of the threshold curve, as multiples of ``tokens``; interactions : also train the proxy,
+    unfiltered, on every 50/50 pair of sources and the uniform mixture at the budget (``seeds``) and
+    fit the pairwise interaction term of the mixture rule on them (false: the QQT mixture rule
+    alone); level : coverage of intervals;
     n_bootstrap : law refits behind the intervals; floor_cap : the law's shared error floor ``d`` is
     kept below this share of the smallest measured error (None: free) — on the digits runs a free
     floor sat at the best single pool's error, so every mixture was predicted the same; verify,
@@ -336,6 +339,7 @@ class CurateConfig(_Strict):
     n_starts: int = Field(default=8, ge=1)
     frontier: list[float] = Field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=1)
     level: float = Field(default=0.9, gt=0, lt=1)
+    interactions: bool = True
     n_bootstrap: int = Field(default=20, ge=2)
     floor_cap: float | None = Field(default=0.5, ge=0)
     verify: bool = True

@@ -42,9 +42,9 @@ LOCK_FILE = ".datamix.lock"
 #: there (``restart``). Kept: the caches keyed by exactly what they were computed from, and checked
 #: when read — embedding stores, scores, proxy runs (``runs.csv``, ``verify_runs.csv``), dedup,
 #: the offers' embeddings and HF's reading cache — reused only where their inputs are unchanged.
-OUTPUTS = ("config.yaml", "metrics.json", "curate_config.json", "pool_runs.csv", "law.json", "predictions.csv",
-           "optimize.json", "plan.yaml", "plan.json", "frontier.csv", "apply.json", "curated", "verify.json",
-           "frontier_check.json", "report.html", "report.md", "figures", "prune_eval")
+OUTPUTS = ("config.yaml", "metrics.json", "curate_config.json", "pool_runs.csv", "mixture_runs.csv", "law.json",
+           "predictions.csv", "optimize.json", "plan.yaml", "plan.json", "frontier.csv", "apply.json", "curated",
+           "verify.json", "frontier_check.json", "report.html", "report.md", "figures", "prune_eval")
 
 
 class ConfigChanged(ValueError):

@@ -425,10 +425,42 @@ def measure_stage(ccfg: CurateConfig, run_dir: RunDir, sources, data: dict, scor
     return pd.concat(frames, ignore_index=True), pools
 
 
+def interaction_design(k: int) -> np.ndarray:
+    """Mixtures that identify the pairwise interaction term of ``k`` sources, shape (n_mixtures, k):
+    every 50/50 pair and the uniform mixture (for 2 sources 1/4, 1/2 and 3/4)."""
+    if k == 2:
+        return np.array([[0.25, 0.75], [0.5, 0.5], [0.75, 0.25]])
+    pairs = [np.eye(k)[i] / 2 + np.eye(k)[j] / 2 for i in range(k) for j in range(i + 1, k)]
+    return np.array(pairs + [np.full(k, 1.0 / k)])
+
+
+def mixture_stage(ccfg: CurateConfig, run_dir: RunDir, sources, data: dict, target_data, trainer, tokens: float,
+                  *, engine=None) -> pd.DataFrame | None:
+    """Unfiltered proxy runs of :func:`interaction_design`'s mixtures at the budget, at every seed
+    (kept in ``runs.csv`` and reused like the pool runs); None when ``curate.interactions`` is off
+    or there is one source. Columns ``p_<source>``, n, seed, metric, epochs, reused."""
+    from datamix.engine import get_engine
+    from datamix.proxy.runs import MixtureRunner, ratio_columns
+
+    names = [s.name for s in sources]
+    if not ccfg.interactions or len(names) < 2:
+        return None
+    runner = MixtureRunner(sources, target_data, trainer=trainer, table=run_dir.path("runs.csv"),
+                           features={n: data[n] for n in names}, engine=get_engine(engine))
+    df = runner.measure_runs([(p, max(1, int(round(tokens))), seed)
+                              for p in interaction_design(len(names)) for seed in ccfg.seeds])
+    out = df[ratio_columns(names)].astype(float)
+    out["n"] = df["size"].to_numpy(dtype=float)
+    for c in ("seed", "metric", "epochs", "reused"):
+        out[c] = df[c].to_numpy()
+    return out
+
+
 def fit_stage(ccfg: CurateConfig, runs: pd.DataFrame, pools: dict, n_target: int, seed: int, *,
-              greater_is_better: bool = True):
+              greater_is_better: bool = True, mixtures: pd.DataFrame | None = None):
     """The QQT law on the pool runs and its predictor: error = 1 - accuracy for a classifier, the
-    metric itself (bits per byte) for the language model."""
+    metric itself (bits per byte) for the language model; the interaction term on ``mixtures``
+    (:func:`mixture_stage`) when given."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -450,8 +482,10 @@ def fit_stage(ccfg: CurateConfig, runs: pd.DataFrame, pools: dict, n_target: int
         law.fit(X, y)
     for w in caught:
         logger.info("QQT fit: %s", w.message)
+    if mixtures is not None and greater_is_better:  # a perfect score is < 1 error, as for the pool runs
+        mixtures = mixtures.assign(metric=np.clip(mixtures["metric"], None, 1.0 - 0.5 / n_target))
     predictor = QualityPredictor(law, pools=pools, nested=ccfg.pools == "nested",
-                                 output="accuracy" if greater_is_better else "error").fit()
+                                 output="accuracy" if greater_is_better else "error").fit(mixtures=mixtures)
     return law, predictor, X, y
 
 
@@ -682,17 +716,26 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     runs, pools = measure_stage(ccfg, run_dir, chosen, data, scores, target_data, trainer,
                                 engine=getattr(cfg, "engine", None))
     write_text(run_dir.path("pool_runs.csv"), runs.to_csv(index=False, float_format="%.10g"))
-    metrics["runs"] = {"total": int(len(runs)), "trained": int((~runs["reused"]).sum()),
-                       "reused": int(runs["reused"].sum())}
+    mixtures = mixture_stage(ccfg, run_dir, chosen, data, target_data, trainer, tokens,
+                             engine=getattr(cfg, "engine", None))
+    every = runs if mixtures is None else pd.concat([runs, mixtures])
+    if mixtures is not None:
+        write_text(run_dir.path("mixture_runs.csv"), mixtures.to_csv(index=False, float_format="%.10g"))
+    metrics["runs"] = {"total": int(len(every)), "trained": int((~every["reused"].astype(bool)).sum()),
+                       "reused": int(every["reused"].astype(bool).sum()),
+                       "mixtures": 0 if mixtures is None else int(len(mixtures))}
     timings["measure"] = time.perf_counter() - t0
     if done("measure"):
         return metrics
 
     t0 = time.perf_counter()
     law, predictor, X_law, y_law = fit_stage(ccfg, runs, pools, trainer.rows_of(target_data), seed,
-                                             greater_is_better=trainer.greater_is_better)
+                                             greater_is_better=trainer.greater_is_better, mixtures=mixtures)
     metrics["law"] = {"params": law.params_, "converged": bool(law.converged_),
-                      "mean_abs_rel_error": -float(law.score(X_law, y_law))}
+                      "mean_abs_rel_error": -float(law.score(X_law, y_law)),
+                      "interactions": predictor.interactions_,
+                      "mixture_loo_error": (float(np.mean(predictor.mixture_residuals_))
+                                            if predictor.mixture_residuals_.size else None)}
     write_json(run_dir.path("law.json"), {
         "law": "QualityQuantity", "form": law.form, **metrics["law"],
         "pools": {src: [[k, v] for k, v in p.items()] for src, p in pools.items()}})  # best first (JSON sorts keys)
@@ -775,8 +818,8 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
         return metrics
 
     t0 = time.perf_counter()
-    report = _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, frontier, verified, tokens,
-                     trainer, resolved, metrics)
+    report = _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, mixtures, predictor, frontier, verified,
+                     tokens, trainer, resolved, metrics)
     metrics["report"] = {"html": report.html.name, "markdown": report.markdown.name,
                          "figures": sorted(f"figures/{p.name}" for p in report.figures.values())}
     timings["report"] = time.perf_counter() - t0
@@ -899,8 +942,8 @@ def _data_fingerprints(features, target_features) -> dict:
     return out
 
 
-def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, frontier, verified, tokens, trainer,
-            resolved, metrics):
+def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, mixtures, predictor, frontier, verified, tokens,
+            trainer, resolved, metrics):
     from datamix.report import (plot_frontier, plot_law_fit, plot_mixture, plot_predicted_vs_measured,
                                 write_report)
 
@@ -910,6 +953,11 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, fron
     fit_pts = pd.DataFrame({"measured": to_metric(y_law), "predicted": to_metric(law.predict(X_law)),
                             "label": "pool runs (fit)"})
     rows = [fit_pts]
+    if mixtures is not None:
+        cols = [c for c in mixtures.columns if c.startswith("p_")]
+        rows.append(pd.DataFrame({"measured": mixtures["metric"].to_numpy(float), "label": "mixture runs (fit)",
+                                  "predicted": [predictor.predict({c[2:]: v for c, v in zip(cols, p)}, n) for p, n
+                                                in zip(mixtures[cols].to_numpy(float), mixtures["n"])]}))
     comparisons = None
     if verified:
         ver = pd.DataFrame([{"label": k, "measured": v["measured"], "predicted": v["predicted"],
@@ -942,6 +990,10 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, predictor, fron
         "pool runs": int(len(runs)),
         "law": f"QualityQuantity (form {law.form}), mean abs. rel. error {-law.score(X_law, y_law):.4g}, "
                f"converged: {bool(law.converged_)}",
+        "mixture interactions (gamma, log error per p_i p_j; < 0: the pair together does better than the "
+        "QQT rule says)": (", ".join(f"{k} {v:+.3f}" for k, v in predictor.interactions_.items())
+                           + f"; leave-one-out error {metrics['law']['mixture_loo_error']:.3g} (log ratio)"
+                           if predictor.interactions_ else "not fitted (curate.interactions: false)"),
         "gradients": plan.provenance.get("gradients"),
         "seed": plan.provenance.get("seed"),
         "datamix version": __version__,

@@ -24,6 +24,17 @@ their sizes this is exactly :func:`datamix.laws.qqt.qqt_mixture_error` (M is the
 unlike a count, it is continuous in :math:`p` and :math:`q`, so a vanishing share does not stretch
 every half-life.
 
+The rule only averages the sources' utilities: it cannot tell that a target is learnt best from two
+domains together. Fitted on proxy runs of mixtures (``fit(mixtures=...)``), a pairwise interaction
+term corrects it — Scheffé's quadratic mixture model on the log error,
+
+.. math:: \\log e'(p, q, N) = \\log e(p, q, N) + \\sum_{i<j} \\gamma_{ij}\\, p_i p_j,
+
+zero for a source alone, so the pool runs still fit the law; the :math:`\\gamma_{ij}` are a ridge
+regression (penalty chosen by leave-one-out, scikit-learn's ``RidgeCV``) of
+:math:`\\log(e_{\\text{measured}} / e)` on the products :math:`p_i p_j`, held constant in :math:`N`
+and :math:`q` (the mixture runs are unfiltered, at one budget).
+
 :class:`MixingLawPredictor` — one :class:`~datamix.laws.mixing.MixingLaw` per measured size,
 interpolated (and extrapolated with the two nearest sizes) linearly in :math:`\\log N`.
 """
@@ -40,7 +51,7 @@ import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["QualityPredictor", "MixingLawPredictor", "qqt_mixture_torch"]
+__all__ = ["QualityPredictor", "MixingLawPredictor", "qqt_mixture_torch", "pair_products", "fit_interactions"]
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +186,27 @@ def _check_size(N) -> float:
     return float(N)
 
 
+def pair_products(p: torch.Tensor) -> torch.Tensor:
+    """Products :math:`p_i p_j` of every pair of sources, ``i < j`` in row-major order: shape
+    (..., n_sources (n_sources - 1) / 2) for ``p`` of shape (..., n_sources)."""
+    i, j = torch.triu_indices(p.shape[-1], p.shape[-1], offset=1)
+    return p[..., i] * p[..., j]
+
+
+_RIDGE_ALPHAS = np.logspace(-5, 0, 11)  # penalties tried; the products are <= 1/4
+
+
+def fit_interactions(F: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge fit (no intercept) of log-error ratios ``z`` (n_runs,) on pair products ``F`` (n_runs,
+    n_pairs), the penalty chosen by leave-one-out; returns the coefficients (n_pairs,) and the
+    leave-one-out residuals (n_runs,) at that penalty (their signs lost: ``RidgeCV`` keeps squares)."""
+    from sklearn.linear_model import RidgeCV
+
+    ridge = RidgeCV(alphas=_RIDGE_ALPHAS, fit_intercept=False, store_cv_results=True).fit(F, z)
+    best = int(np.flatnonzero(np.isclose(_RIDGE_ALPHAS, ridge.alpha_))[0])
+    return ridge.coef_.astype(np.float64), np.sqrt(ridge.cv_results_[:, best])
+
+
 # ------------------------------------------------------------------------------------------------ QQT
 class QualityPredictor(BaseEstimator):
     """QQT predictor of mixtures of quality-filtered sources (see the module notes).
@@ -205,6 +237,12 @@ class QualityPredictor(BaseEstimator):
     law_ : QualityQuantity
     params_ : dict of str to float
         The law's parameters.
+    interactions_ : dict of str to float
+        :math:`\\gamma_{ij}` of the interaction term by ``"<source i>*<source j>"`` (empty unless
+        fitted on mixture runs).
+    mixture_residuals_ : ndarray of shape (n_mixtures,)
+        Leave-one-out errors (absolute log ratios of the error) of the corrected prediction on the
+        mixture runs; they spread the intervals of mixtures (empty without mixture runs).
     greater_is_better : bool
 
     Examples
@@ -227,8 +265,9 @@ class QualityPredictor(BaseEstimator):
     def greater_is_better(self) -> bool:
         return self.output == "accuracy"
 
-    def fit(self, X=None, y=None, sample_weight=None):
-        """Take the law's parameters (fitting it first on pool runs ``X, y`` when given).
+    def fit(self, X=None, y=None, sample_weight=None, mixtures=None):
+        """Take the law's parameters (fitting it first on pool runs ``X, y`` when given), and fit
+        the interaction term on ``mixtures`` when given.
 
         Parameters
         ----------
@@ -236,6 +275,10 @@ class QualityPredictor(BaseEstimator):
             Pool runs to fit the law on (see :class:`~datamix.laws.qqt.QualityQuantity`).
         y : array-like of shape (n_runs,), optional
             Error of every run.
+        mixtures : DataFrame, optional
+            Unfiltered proxy runs of mixtures: ``p_<source>`` ratios (a missing source is 0), ``n``
+            samples seen and ``metric`` in the predictor's output (error or accuracy); repeats of
+            one mixture and size are averaged. At least 2 distinct mixtures of 2 or more sources.
 
         Returns
         -------
@@ -302,7 +345,45 @@ class QualityPredictor(BaseEstimator):
         self._t = {"sizes": torch.tensor([sizes[s] for s in sources], dtype=_DT),
                    "shares": torch.tensor(S, dtype=_DT), "b": torch.tensor(B, dtype=_DT),
                    "tau": torch.tensor(Tau, dtype=_DT)}
+        self._gamma = None
+        self.interactions_, self.mixture_residuals_ = {}, np.zeros(0)
+        if mixtures is not None:
+            self._fit_interactions(mixtures)
         return self
+
+    def _fit_interactions(self, mixtures) -> None:
+        from datamix.predict.base import RATIO_PREFIX
+
+        if not isinstance(mixtures, pd.DataFrame):
+            raise TypeError(f"mixtures must be a DataFrame, got {type(mixtures).__name__}")
+        missing = [c for c in ("n", "metric") if c not in mixtures.columns]
+        if missing:
+            raise ValueError(f"mixtures lacks column(s) {missing}; its columns: {list(mixtures.columns)}")
+        cols = [f"{RATIO_PREFIX}{s}" for s in self.sources_]
+        unknown = [c for c in mixtures.columns if c.startswith(RATIO_PREFIX) and c not in cols]
+        if unknown:
+            raise ValueError(f"mixtures has ratio column(s) {unknown} of no source; sources are {self.sources_}")
+        frame = mixtures.reindex(columns=cols + ["n", "metric"]).fillna({c: 0.0 for c in cols})
+        frame = frame.groupby(cols + ["n"], as_index=False)["metric"].mean()
+        P = _as_ratios(frame[cols].to_numpy(dtype=np.float64), self.sources_)
+        N = frame["n"].to_numpy(dtype=np.float64)
+        err = frame["metric"].to_numpy(dtype=np.float64)
+        err = 1.0 - err if self.output == "accuracy" else err
+        mixed = (P > 0).sum(axis=1) >= 2
+        if mixed.sum() < 2:
+            raise ValueError(f"the interaction term needs runs of at least 2 distinct mixtures of 2 or more sources, "
+                             f"got {int(mixed.sum())}")
+        if not (np.isfinite(err).all() and (err > 0).all()):
+            raise ValueError(f"mixture runs need finite errors > 0 (clip a perfect accuracy below 1), got {err.tolist()}")
+        with torch.no_grad():
+            base = np.array([float(self.predict_torch(torch.tensor(p, dtype=_DT), n)) for p, n in zip(P, N)])
+        base = 1.0 - base if self.output == "accuracy" else base
+        F = pair_products(torch.tensor(P, dtype=_DT)).numpy()
+        gamma, loo = fit_interactions(F, np.log(err) - np.log(base))
+        i, j = np.triu_indices(len(self.sources_), k=1)
+        self.interactions_ = {f"{self.sources_[a]}*{self.sources_[b]}": float(g) for a, b, g in zip(i, j, gamma)}
+        self.mixture_residuals_ = loo[mixed]
+        self._gamma = torch.tensor(gamma, dtype=_DT)
 
     # -- evaluation ---------------------------------------------------------------------------------
     def _tensors_for(self, params: Mapping) -> dict:
@@ -328,6 +409,8 @@ class QualityPredictor(BaseEstimator):
         if self.nested:
             t = _nested_pool(q2, t)
         err = qqt_mixture_torch(p2, q2, float(N), a=P["a"], d=P["d"], form=self.law_.form, **t)
+        if self._gamma is not None:
+            err = err * torch.exp(pair_products(p2) @ self._gamma)
         out = 1.0 - err if self.output == "accuracy" else err
         return out[0] if squeeze else out
 
@@ -394,11 +477,13 @@ class QualityPredictor(BaseEstimator):
         return self.law_.extrapolation(frame).max(axis=0, keepdims=True)
 
     def predict_interval(self, p, N, q=None, level: float = 0.9) -> tuple[float, float]:
-        """Prediction interval: the law's bootstrap refits, each spread by the law's residuals on
-        its pool runs (:func:`~datamix.laws.base.calibrated_interval`, in the law's error space),
-        so that it covers the law's own error and not only its parameters', and widened past the
-        runs' range as the law's own intervals are (:meth:`extrapolation`); always contains
-        :meth:`predict`. Needs a law fitted on data: (nan, nan) for one made with ``from_params``.
+        """Prediction interval: the law's bootstrap refits, each spread by the model's own errors
+        (:func:`~datamix.laws.base.calibrated_interval`, in the law's error space) — the law's
+        residuals on its pool runs for one source, the leave-one-out errors on the mixture runs
+        (both signs) for a mixture when the interaction term is fitted — so that it covers the
+        model's error and not only its parameters', and widened past the runs' range as the law's
+        own intervals are (:meth:`extrapolation`); always contains :meth:`predict`. Needs a law
+        fitted on data: (nan, nan) for one made with ``from_params``.
         """
         if not 0 < level < 1:
             raise ValueError(f"level={level!r} must be in (0, 1)")
@@ -416,6 +501,9 @@ class QualityPredictor(BaseEstimator):
         flip = self.output == "accuracy"  # the law models the error, 1 - accuracy
         r, multiplicative = self.law_._residuals()
         err = np.array([1.0 - point if flip else point])
+        if self.mixture_residuals_.size and int((P > 0).sum()) >= 2:
+            m = np.concatenate([self.mixture_residuals_, -self.mixture_residuals_])
+            r = m if multiplicative else err[0] * np.expm1(m)
         lo, hi = calibrated_interval((1.0 - vals if flip else vals)[:, None], err, r, level,
                                      multiplicative=multiplicative)
         lo, hi = self.law_._widened(err, lo, hi, self.extrapolation(p, N, q), level)

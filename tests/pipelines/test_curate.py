@@ -35,14 +35,40 @@ def done(cfg, tmp_path_factory):
 
 def test_every_stage_writes_its_outputs(done):
     out, metrics = done
-    for name in ("config.yaml", "runs.csv", "pool_runs.csv", "law.json", "plan.yaml", "plan.json", "frontier.csv",
+    for name in ("config.yaml", "runs.csv", "pool_runs.csv", "mixture_runs.csv", "law.json", "plan.yaml", "plan.json",
+                 "frontier.csv",
                  "report.html", "report.md", "metrics.json", "curated/manifest.json"):
         assert (out / name).exists(), name
     assert metrics["stages_done"] == list(curate.STAGES)
-    assert metrics["runs"]["total"] == 5 * 2 * 3
+    assert metrics["runs"]["total"] == 5 * 2 * 3 + 11 and metrics["runs"]["mixtures"] == 11  # 10 pairs, uniform
     saved, plan = json.loads((out / "metrics.json").read_text())["plan"], json.loads((out / "plan.json").read_text())
     for key in ("ratios", "keep_fractions", "epochs", "buy", "predicted", "interval"):
         assert saved[key] == plan[key]  # (metrics.json writes NaN thresholds as null)
+
+
+def test_mixture_runs_fit_the_interaction_term(done):
+    """Every 50/50 pair and the uniform mixture, unfiltered at the budget; the fitted term lowers the
+    prediction's error on them, and the report names it."""
+    out, metrics = done
+    mix = pd.read_csv(out / "mixture_runs.csv")
+    P = mix.filter(like="p_").to_numpy()
+    assert P.shape == (11, 5) and (mix["n"] == 4000).all()
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    assert sorted(map(tuple, P.round(6))) == sorted(map(tuple, curate.interaction_design(5).round(6)))
+    law = json.loads((out / "law.json").read_text())
+    names = list(metrics["sources"])
+    assert set(law["interactions"]) == {f"{a}*{b}" for i, a in enumerate(names) for b in names[i + 1:]}
+    assert 0 < law["mixture_loo_error"] < 0.5
+    assert "mixture interactions" in (out / "report.md").read_text()
+
+
+def test_interaction_design_identifies_every_pair():
+    for k in (2, 3, 5):
+        P = curate.interaction_design(k)
+        np.testing.assert_allclose(P.sum(axis=1), 1.0)
+        i, j = np.triu_indices(k, 1)
+        F = P[:, i] * P[:, j]
+        assert np.linalg.matrix_rank(F) == k * (k - 1) // 2
 
 
 def test_the_plan_holds_its_constraints_and_is_applied(done):
@@ -94,7 +120,7 @@ def test_rerun_reuses_runs_and_gives_the_same_plan_bytes(cfg, done):
     out, metrics = done
     before = (out / "plan.yaml").read_bytes()
     again = curate.run(cfg, RunDir(out), progress=False, options=FAST)
-    assert again["runs"]["trained"] == 0 and again["runs"]["reused"] == 30
+    assert again["runs"]["trained"] == 0 and again["runs"]["reused"] == 41
     assert (out / "plan.yaml").read_bytes() == before
     assert all(v["reused"] for v in again["score"].values())
 
@@ -117,7 +143,7 @@ def test_a_killed_run_completes_on_rerun(cfg, done, tmp_path, monkeypatch):
     assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no partial files
     monkeypatch.setattr(ProxyTrainer, "train", train)
     metrics = curate.run(cfg, RunDir(tmp_path), progress=False, options=FAST)
-    assert metrics["runs"]["reused"] == 25 and metrics["runs"]["trained"] == 5
+    assert metrics["runs"]["reused"] == 25 and metrics["runs"]["trained"] == 5 + 11  # + the mixture runs
     assert (tmp_path / "plan.yaml").read_bytes() == (out / "plan.yaml").read_bytes()
 
 

@@ -37,7 +37,11 @@ def test_unlabelled_text_end_to_end_in_tokens(done):
     assert metrics["tokens"] == sum(v["tokens"] for v in metrics["units"].values())
     runs = pd.read_csv(out / "runs.csv")
     assert runs["metric_name"].eq("bits_per_byte").all() and runs["metric"].between(0.5, 9).all()
-    assert runs["epochs"].max() == pytest.approx(2.0, rel=0.02) and (runs["seen"] >= runs["unique"]).all()
+    assert (runs["seen"] >= runs["unique"]).all()
+    # pool runs span up to 2 epochs of the smallest pool; mixture runs train at the budget itself
+    assert pd.read_csv(out / "pool_runs.csv")["epochs"].max() == pytest.approx(2.0, rel=0.02)
+    mixtures = pd.read_csv(out / "mixture_runs.csv")
+    assert (mixtures["n"] == metrics["tokens"]).all() and len(mixtures) == 7 * len(mixtures["seed"].unique())
     assert all(v["method"] == "importance" for v in metrics["score"].values())
     plan = metrics["plan"]
     assert 0.5 < plan["predicted"] < 9 and plan["interval"][0] <= plan["predicted"] <= plan["interval"][1]
@@ -105,7 +109,8 @@ def test_data_sufficiency_warns_past_four_epochs_and_the_measured_horizon(done):
         curate.run(config(tokens=12 * metrics["tokens"]), RunDir(out), progress=False, until="optimize")
     big = curate.run(config(tokens=12 * metrics["tokens"]), RunDir(out), progress=False, until="optimize",
                      restart=True)
-    assert big["runs"]["trained"] == 0  # starting over keeps the measured pool runs
+    # starting over keeps the measured pool runs; only the mixture runs at the new budget train
+    assert big["runs"]["trained"] == big["runs"]["mixtures"] == 7
     assert not (out / "report.html").exists()  # and removes the other config's results
     warnings = " ".join(big["data_sufficiency"]["warnings"])
     assert "past ~4 epochs" in warnings and "beyond the 2.0 epochs the pool runs measured" in warnings
