@@ -57,7 +57,8 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
                  "met its tolerance): treat the predictions with care"))
     if "selection" in metrics and "ranker" not in metrics["selection"]:  # runs of pools or (N, D, U): laws
         errors = ", ".join(f"{c} {s['rel_error']:.3g}" for c, s in metrics["candidates"].items())
-        print(f"  law ({metrics['selection']['method']}): {metrics['selection']['law']}; k-fold relative errors: {errors}")
+        sel = metrics["selection"]
+        print(f"  law ({sel['method']}): {sel['law']}; k-fold relative errors: {errors}")
         for c, s in (metrics.get("candidates_at_scale") or {}).items():
             print(f"  transfer to the larger runs: {c} relative error {s['rel_error']:.3g} over {s['runs']} runs")
     elif "selection" in metrics:  # runs: the chosen predictors and how their ranking transfers

@@ -89,8 +89,8 @@ def _pool_sizes(rcfg, df: pd.DataFrame, pool: np.ndarray, S: np.ndarray | None) 
     unknown = sorted(set(rcfg.unique_tokens) - set(found))
     missing = [q for q in found if q not in rcfg.unique_tokens]
     if unknown or missing:
-        raise ValueError(f"runs.unique_tokens must give the unique samples of every pool of the table {found}: "
-                         f"{'unknown ' + str(unknown) if unknown else ''} {'missing ' + str(missing) if missing else ''}")
+        raise ValueError(f"runs.unique_tokens must give the unique samples of every pool of the table {found}; "
+                         f"unknown: {unknown}, missing: {missing}")
     return {q: float(rcfg.unique_tokens[q]) for q in order}
 
 
@@ -157,7 +157,8 @@ def candidates(rcfg, table: LawTable) -> list[str]:
     ok = [c for c in names if _free(rcfg, table, c) < n_train]
     if not ok:
         need = {c: _free(rcfg, table, c) + 1 for c in names}
-        raise ValueError(f"runs.law={rcfg.law}: {n} runs ({n_train} per training {'fold of ' + str(rcfg.folds) if rcfg.select == 'kfold' else 'split'}) "
+        per = f"fold of {rcfg.folds}" if rcfg.select == "kfold" else "split"
+        raise ValueError(f"runs.law={rcfg.law}: {n} runs ({n_train} per training {per}) "
                          f"are fewer than {' / '.join(f'{c} needs {k}' for c, k in need.items())} (more than its free "
                          "parameters); measure more runs, lower runs.folds or choose another law")
     return ok

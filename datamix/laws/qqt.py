@@ -204,7 +204,8 @@ class QualityQuantity(Law):
             raise ValueError(f"form={self.form!r} is not supported; expected one of {FORMS}.")
         if self.shared is not None and (not isinstance(self.shared, Mapping) or not set(self.shared) <= {"a", "d"}
                                         or not all(np.isfinite(v) and v > 0 for v in self.shared.values())):
-            raise ValueError(f"shared must be a dict with keys among 'a', 'd', positive and finite; got {self.shared!r}.")
+            raise ValueError(f"shared must be a dict with keys among 'a', 'd', positive and finite; "
+                             f"got {self.shared!r}.")
 
     def _fixed(self):
         return {k: float(v) for k, v in (self.shared or {}).items()}

@@ -7,6 +7,6 @@ import pandas as pd
 
 HERE = Path(__file__).parent
 d = pd.read_csv(HERE / "parametric_fit_182.csv")
-pd.DataFrame({"name": d["name"], "N": (d["params_B"] * 1e9).round().astype("int64"),
-              "D": (d["tokens_B"] * 1e9).round().astype("int64"), "U": (d["unique_tokens_B"] * 1e9).round().astype("int64"),
-              "val_loss": d["val_loss"]}).to_csv(HERE / "runs.csv", index=False)
+counts = {col: (d[f"{name}_B"] * 1e9).round().astype("int64")
+          for col, name in (("N", "params"), ("D", "tokens"), ("U", "unique_tokens"))}
+pd.DataFrame({"name": d["name"], **counts, "val_loss": d["val_loss"]}).to_csv(HERE / "runs.csv", index=False)

@@ -142,7 +142,8 @@ def test_scaling_auto_picks_the_law_with_the_lower_held_out_error_and_stages_res
     frontier = pd.read_csv(out / "frontier.csv")
     assert len(frontier) == 7 and np.all(np.diff(frontier["N"]) > 0) and np.all(np.diff(frontier["predicted"]) < 0)
     # a given size and tokens: the law's prediction there
-    cfg = write(tmp_path, scaling_table(rng), **{**SCALING, "flops": None}, size=1e8, tokens=4e9, law="data_constrained")
+    cfg = write(tmp_path, scaling_table(rng), **{**SCALING, "flops": None}, size=1e8, tokens=4e9,
+                law="data_constrained")
     data = yaml.safe_load(cfg.read_text())
     del data["runs"]["flops"]
     cfg.write_text(yaml.safe_dump(data))
