@@ -55,7 +55,13 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
         print(f"  law: mean abs. relative error {law['mean_abs_rel_error']:.4g} on its runs"
               + ("" if law.get("converged", True) else "; WARNING: its fit did not converge (no L-BFGS-B start "
                  "met its tolerance): treat the predictions with care"))
-    if "selection" in metrics:  # runs: the chosen predictors and how their ranking transfers
+    if "selection" in metrics and "ranker" not in metrics["selection"]:  # runs of pools or (N, D, U): laws
+        errors = ", ".join(f"{c} {s['rel_error']:.3g}" for c, s in metrics["candidates"].items())
+        sel = metrics["selection"]
+        print(f"  law ({sel['method']}): {sel['law']}; k-fold relative errors: {errors}")
+        for c, s in (metrics.get("candidates_at_scale") or {}).items():
+            print(f"  transfer to the larger runs: {c} relative error {s['rel_error']:.3g} over {s['runs']} runs")
+    elif "selection" in metrics:  # runs: the chosen predictors and how their ranking transfers
         sel = metrics["selection"]
         print(f"  predictors ({sel['method']}): ranker {sel['ranker']}, picker {sel['picker']}")
         for size, per in (metrics.get("transfer") or {}).items():

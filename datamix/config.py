@@ -205,32 +205,70 @@ class PurchaseConfig(_Strict):
         return v
 
 
-#: predictors of a mixtures runs table (see :mod:`datamix.predict.runs`); ``auto`` chooses by held-out error
-RUNS_LAWS = ("auto", "mixing1", "mixing2", "linear", "boosting", "ensemble")
+#: predictors of each kind of runs table (mixtures: :mod:`datamix.predict.runs`; pools and scaling:
+#: :mod:`datamix.predict.runs_laws`); ``auto`` chooses among a kind's by held-out error
+RUNS_KIND_LAWS = {"mixtures": ("mixing1", "mixing2", "linear", "boosting", "ensemble"),
+                  "pools": ("qqt", "qqt_reference"), "scaling": ("data_constrained", "chinchilla")}
+RUNS_LAWS = ("auto",) + tuple(n for names in RUNS_KIND_LAWS.values() for n in names)
+#: the keys of the ``runs:`` section that only one or two kinds of table read
+_RUNS_KIND_KEYS = {
+    "mixtures": ("weights", "weight_prefix", "seed_column", "fit_size", "sum_tolerance", "min_ratio", "max_ratio",
+                 "max_epochs", "n_samples", "average_top"),
+    "pools": ("pool_column", "pools", "total", "shared"),
+    "scaling": ("flops", "size", "base"),
+}
+_RUNS_SHARED_KEYS = {"seen_column": ("pools", "scaling"), "unique_column": ("pools", "scaling"),
+                     "budgets": ("pools", "scaling"), "size_column": ("mixtures", "scaling"),
+                     "tokens": ("mixtures", "pools", "scaling")}
 
 
 class RunsConfig(_Strict):
-    """The ``runs:`` section: decide a mixture from a table of the user's own training runs.
+    """The ``runs:`` section: decide from a table of the user's own training runs.
 
-    table : the runs table (csv, parquet, json/jsonl; read through HF ``datasets``), one row per
-    training; weights : the mixture-weight columns, or weight_prefix : the prefix every weight
-    column's name starts with (the rest names the source); metric : the objective, one metric
-    column, a list of columns (their mean) or a mapping column -> weight (a weighted sum);
-    greater_is_better : the objective's direction (false for a loss); size_column : model size
-    (parameters) of each run, when the table holds several (fit on fit_size, default the smallest;
-    the larger sizes report how the ranking transfers); seed_column : training seed (repeated runs
-    of one configuration are averaged either way; with it, a seed repeated is refused); law :
-    ``auto`` (chosen by held-out error) or one of mixing1, mixing2, linear, boosting, ensemble;
-    select : ``kfold`` (folds over the fit-size runs) or ``scale`` (fitted on fit_size, chosen on
-    the runs of the next larger size, the sizes beyond it report the transfer); folds : k of the
-    k-fold; sum_tolerance : how far a row's weights may sum from 1 (they are then normalised);
-    tokens : tokens of the training the plan is for; unique_tokens : unique tokens of each source;
-    min_ratio, max_ratio, max_epochs : constraints of the plan (max_epochs needs tokens and
-    unique_tokens); n_samples : random mixtures searched for the top pick; average_top : the plan
-    is the mean of that many best sampled mixtures (RegMix: 100), 1 = the single best, polished;
-    level : coverage of the intervals.
+    kind : what the table holds — ``mixtures`` (mixture weights -> metric: plan a mixture),
+    ``pools`` (quality pools trained for a number of samples seen: plan how many of the best pools
+    to keep for a budget, QQT) or ``scaling`` ((N params, D tokens seen, U unique tokens) -> loss:
+    plan N and D for a compute budget and the unique tokens owned, data-constrained law).
+
+    Every kind: table : the runs table (csv, parquet, json/jsonl; read through HF ``datasets``), one
+    row per training; metric : the objective, one metric column, a list of columns (their mean) or a
+    mapping column -> weight (a weighted sum); greater_is_better : its direction (false for a loss;
+    pools and scaling fit laws of an error or loss, so false); law : ``auto`` (chosen by held-out
+    error) or a predictor of the kind (mixtures: mixing1, mixing2, linear, boosting, ensemble;
+    pools: qqt, qqt_reference; scaling: data_constrained, chinchilla); select : ``kfold`` (folds
+    over the runs) or ``scale`` (mixtures: fitted on fit_size, chosen on the next larger size;
+    pools and scaling: fitted on the smallest 70% of runs by samples seen / model size, chosen on
+    the rest); folds : k of the k-fold; level : coverage of the intervals.
+
+    Mixtures: weights : the mixture-weight columns, or weight_prefix : the prefix every weight
+    column's name starts with (the rest names the source); size_column : model size (parameters) of
+    each run, when the table holds several (fit on fit_size, default the smallest; the larger sizes
+    report how the ranking transfers); seed_column : training seed (repeated runs of one
+    configuration are averaged either way; with it, a seed repeated is refused); sum_tolerance : how
+    far a row's weights may sum from 1 (they are then normalised); tokens : tokens of the training
+    the plan is for; unique_tokens : unique tokens of each source; min_ratio, max_ratio, max_epochs :
+    constraints of the plan (max_epochs needs tokens and unique_tokens); n_samples : random mixtures
+    searched for the top pick; average_top : the plan is the mean of that many best sampled
+    mixtures (RegMix: 100), 1 = the single best, polished.
+
+    Pools: pool_column, seen_column, unique_column : each run's pool, samples (or tokens) seen and
+    unique samples in its pool (or unique_tokens: {pool: unique samples}); pools : the pools ranked
+    by quality, best first (default: the table's order); the candidates of the plan are the nested
+    prefixes top-1, top-1..2, ... combined by the QQT rule; total : the whole dataset's size, for
+    keep-fractions (default: the pools' sum); tokens : samples seen of the planned training;
+    budgets : samples seen of the frontier (default: tokens x 1/8 .. 8); shared : ``a`` and ``d`` of
+    the ``qqt_reference`` candidate (the reference code's form, a and d held fixed; default the
+    published T-MARS values a = 0.025, d = 0.1).
+
+    Scaling: size_column, seen_column, unique_column : parameters N, tokens seen D and unique tokens U
+    of each run; flops : the planned compute C (N and D chosen with C = 6 N D), or size and tokens :
+    the planned N and D; unique_tokens : unique tokens owned (epochs = D / unique_tokens); budgets :
+    compute of the frontier (default: flops x 1/8 .. 8); base : Chinchilla parameters E, A, B,
+    alpha, beta held fixed (data_constrained fits only R_D*, R_N*, the published two-stage fit;
+    chinchilla is that base as it is).
     """
 
+    kind: Literal["mixtures", "pools", "scaling"] = "mixtures"
     table: str
     weights: list[str] | None = Field(default=None, min_length=1)
     weight_prefix: str | None = Field(default=None, min_length=1)
@@ -238,13 +276,23 @@ class RunsConfig(_Strict):
     greater_is_better: bool = False
     size_column: str | None = None
     seed_column: str | None = None
+    pool_column: str | None = None
+    seen_column: str | None = None
+    unique_column: str | None = None
     fit_size: float | None = Field(default=None, gt=0)
     law: Literal[RUNS_LAWS] = "auto"  # type: ignore[valid-type]
     select: Literal["kfold", "scale"] = "kfold"
     folds: int = Field(default=5, ge=2, le=50)
     sum_tolerance: float = Field(default=1e-3, gt=0, le=0.1)
     tokens: float | None = Field(default=None, ge=1, allow_inf_nan=False)
-    unique_tokens: dict[str, float] = Field(default_factory=dict)
+    unique_tokens: float | dict[str, float] = Field(default_factory=dict)
+    pools: list[str] | None = Field(default=None, min_length=1)
+    total: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    budgets: list[float] = Field(default_factory=list)
+    flops: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    size: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    shared: dict[str, float] = Field(default_factory=lambda: {"a": 0.025, "d": 0.1})
+    base: dict[str, float] | None = None
     min_ratio: float | dict[str, float] = 0.0
     max_ratio: float | dict[str, float] | None = None
     max_epochs: float | None = Field(default=None, gt=0, le=MAX_PASSES)
@@ -254,8 +302,15 @@ class RunsConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if (self.weights is None) == (self.weight_prefix is None):
-            raise ValueError("give exactly one of 'weights' (the mixture-weight columns) or 'weight_prefix'")
+        kind = self.kind
+        for key in self.model_fields_set:
+            kinds = _RUNS_SHARED_KEYS.get(key) or next((k for k, keys in _RUNS_KIND_KEYS.items() if key in keys), None)
+            if kinds is not None and kind not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+                raise ValueError(f"{key} does not apply to kind: {kind} (it is read for kind "
+                                 f"{' or '.join(kinds) if isinstance(kinds, tuple) else kinds})")
+        if self.law != "auto" and self.law not in RUNS_KIND_LAWS[kind]:
+            raise ValueError(f"law: {self.law} is not a predictor of kind: {kind}; choose auto or one of "
+                             f"{', '.join(RUNS_KIND_LAWS[kind])}")
         metric = self.metric
         if isinstance(metric, list) and not metric or isinstance(metric, dict) and not metric:
             raise ValueError("metric: name at least one metric column")
@@ -263,11 +318,57 @@ class RunsConfig(_Strict):
             bad = {k: w for k, w in metric.items() if not (math.isfinite(w) and w > 0)}
             if bad:
                 raise ValueError(f"metric: weights must be finite and > 0, got {bad}")
-        bad = {k: u for k, u in self.unique_tokens.items() if not (math.isfinite(u) and u >= 1)}
+        unique = self.unique_tokens if isinstance(self.unique_tokens, dict) else {"unique_tokens": self.unique_tokens}
+        bad = {k: u for k, u in unique.items() if not (math.isfinite(u) and u >= 1)}
         if bad:
             raise ValueError(f"unique_tokens must be finite and >= 1, got {bad}")
+        bad = [b for b in self.budgets if not (math.isfinite(b) and b > 0)]
+        if bad:
+            raise ValueError(f"budgets must be finite and > 0, got {bad}")
+        return {"mixtures": self._mixtures, "pools": self._pools, "scaling": self._scaling}[kind]()
+
+    def _mixtures(self):
+        if (self.weights is None) == (self.weight_prefix is None):
+            raise ValueError("give exactly one of 'weights' (the mixture-weight columns) or 'weight_prefix'")
+        if not isinstance(self.unique_tokens, dict):
+            raise ValueError("unique_tokens: kind mixtures takes {source: unique tokens}")
         if self.max_epochs is not None and (self.tokens is None or not self.unique_tokens):
             raise ValueError("max_epochs needs 'tokens' (the planned training) and 'unique_tokens' (per source)")
+        return self
+
+    def _laws_common(self, needed: dict):
+        missing = [k for k, v in needed.items() if v is None]
+        if missing:
+            raise ValueError(f"kind: {self.kind} needs {', '.join(missing)} (the table's column names)")
+        if self.greater_is_better:
+            raise ValueError(f"greater_is_better: true: kind {self.kind} fits a law of an error or loss (lower is "
+                             "better); give that column (e.g. 1 - accuracy)")
+
+    def _pools(self):
+        self._laws_common({"pool_column": self.pool_column, "seen_column": self.seen_column})
+        if not isinstance(self.unique_tokens, dict):
+            raise ValueError("unique_tokens: kind pools takes {pool: unique samples}")
+        if (self.unique_column is None) == (not self.unique_tokens):
+            raise ValueError("kind: pools needs exactly one of unique_column (each run's pool size) or "
+                             "unique_tokens ({pool: unique samples})")
+        if self.tokens is None:
+            raise ValueError("kind: pools needs tokens (samples seen of the planned training)")
+        if set(self.shared) - {"a", "d"} or any(not (math.isfinite(v) and v > 0) for v in self.shared.values()):
+            raise ValueError(f"shared: give a and/or d, finite and > 0; got {self.shared}")
+        return self
+
+    def _scaling(self):
+        self._laws_common({"size_column": self.size_column, "seen_column": self.seen_column,
+                           "unique_column": self.unique_column})
+        if isinstance(self.unique_tokens, dict):
+            raise ValueError("kind: scaling needs unique_tokens, the unique tokens owned (one number)")
+        if (self.flops is None) == (self.size is None or self.tokens is None):
+            raise ValueError("kind: scaling needs flops (the compute budget) or size and tokens (N and D), "
+                             "not both")
+        keys = ("E", "A", "B", "alpha", "beta")
+        if self.base is not None and (set(self.base) != set(keys) or
+                                      any(not (math.isfinite(v) and v > 0) for v in self.base.values())):
+            raise ValueError(f"base: give exactly {', '.join(keys)}, finite and > 0; got {self.base}")
         return self
 
 

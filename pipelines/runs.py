@@ -1,4 +1,7 @@
-"""Decide a mixture from the user's own training runs: fit → predict → optimize → report.
+"""Decide from the user's own training runs: fit → predict → optimize → report.
+
+``runs.kind: mixtures`` (this module) plans a mixture; ``pools`` and ``scaling`` tables (quality
+pools, (N, D, U) runs) are handled by :mod:`pipelines.runs_laws`.
 
 The input is a runs table (csv, parquet or json/jsonl, read through HF ``datasets``): one row per
 training, its mixture weights, optionally its model size and seed, and metric columns. Repeated
@@ -263,7 +266,12 @@ def _validate(rcfg: RunsConfig, path: Path):
 def check(cfg, sources, target) -> None:
     """Every check :func:`run` makes before it writes (for ``datamix info CONFIG``)."""
     rcfg = _runs_config(cfg)
-    _validate(rcfg, Path(cfg.resolve(rcfg.table)))
+    if rcfg.kind == "mixtures":
+        _validate(rcfg, Path(cfg.resolve(rcfg.table)))
+    else:
+        from pipelines.runs_laws import validate
+
+        validate(rcfg, Path(cfg.resolve(rcfg.table)))
 
 
 def _scores(pred: np.ndarray, y: np.ndarray, greater_is_better: bool) -> dict:
@@ -450,6 +458,10 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     t0 = time.perf_counter()
     rcfg = _runs_config(cfg)
     path = Path(cfg.resolve(rcfg.table))
+    if rcfg.kind != "mixtures":
+        from pipelines.runs_laws import run_laws
+
+        return run_laws(cfg, run_dir, rcfg, path, until=until)
     table, sizes, problem, fit_rows = _validate(rcfg, path)
     if hasattr(cfg, "to_yaml"):  # nothing was written before this point
         run_dir.save_config(cfg)

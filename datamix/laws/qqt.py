@@ -141,6 +141,9 @@ class QualityQuantity(Law):
     form : {"datamix", "reference"}, default="datamix"
         ``"reference"`` evaluates (and fits) the reference code's variant, so that its published
         parameters can be used.
+    shared : dict, default=None
+        Values of the shared ``a`` and/or ``d`` to hold fixed (e.g. the published ones); the other
+        parameters are fitted.
     **kwargs
         Fit options of :class:`~datamix.laws.base.Law`.
 
@@ -161,12 +164,13 @@ class QualityQuantity(Law):
     columns = ("pool", "n", "S")
 
     def __init__(
-        self, *, form="datamix", loss="huber", f_scale=1e-3, log_target=True, bounds=None, n_starts=None,
+        self, *, form="datamix", shared=None, loss="huber", f_scale=1e-3, log_target=True, bounds=None, n_starts=None,
         max_iter=1000, tol=1e-12, n_bootstrap=100, seed=0,
     ):
         super().__init__(loss=loss, f_scale=f_scale, log_target=log_target, bounds=bounds, n_starts=n_starts,
                          max_iter=max_iter, tol=tol, n_bootstrap=n_bootstrap, seed=seed)
         self.form = form
+        self.shared = shared
 
     # ------------------------------------------------------------------ public
     def predict_mixture(self, pools: Sequence[str] | Mapping[str, float], n) -> np.ndarray:
@@ -198,6 +202,13 @@ class QualityQuantity(Law):
     def _validate_hyper(self):
         if self.form not in FORMS:
             raise ValueError(f"form={self.form!r} is not supported; expected one of {FORMS}.")
+        if self.shared is not None and (not isinstance(self.shared, Mapping) or not set(self.shared) <= {"a", "d"}
+                                        or not all(np.isfinite(v) and v > 0 for v in self.shared.values())):
+            raise ValueError(f"shared must be a dict with keys among 'a', 'd', positive and finite; "
+                             f"got {self.shared!r}.")
+
+    def _fixed(self):
+        return {k: float(v) for k, v in (self.shared or {}).items()}
 
     def _design(self, X, *, reset):
         if sp.issparse(X):  # before the Mapping test: a DOK matrix is a dict

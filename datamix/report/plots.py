@@ -15,7 +15,8 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["plot_law_fit", "plot_predicted_vs_measured", "plot_frontier", "plot_mixture", "save_figure"]
+__all__ = ["plot_law_fit", "plot_predicted_vs_measured", "plot_frontier", "plot_budget_curve", "plot_mixture",
+           "save_figure"]
 
 
 def _plt():
@@ -136,6 +137,25 @@ def plot_frontier(frontier, *, chosen: float | None = None, metric: str = "metri
         for ax in (ax1, ax2):
             ax.axvline(chosen, color="tab:red", ls="--", lw=1)
         ax2.annotate("plan", (chosen, float(np.nanmax(frontier.predicted))), color="tab:red", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_budget_curve(df: pd.DataFrame, *, x: str, label: str, metric: str = "metric", chosen: float | None = None):
+    """Predicted metric (with ``lo``/``hi`` band when given) against the budget column ``x`` (log
+    scale), each point annotated with its ``label`` column (the decision at that budget)."""
+    plt = _plt()
+    df = pd.DataFrame(df)
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    if {"lo", "hi"} <= set(df.columns):
+        ax.fill_between(df[x], df["lo"], df["hi"], alpha=0.2, label="interval")
+    ax.plot(df[x], df["predicted"], marker="o", label=f"predicted {metric}")
+    for _, row in df.iterrows():
+        ax.annotate(str(row[label]), (row[x], row["predicted"]), fontsize=7, xytext=(3, 4), textcoords="offset points")
+    if chosen is not None:
+        ax.axvline(chosen, color="k", ls=":", lw=1, label="planned")
+    ax.set(xscale="log", xlabel=x, ylabel=metric, title=f"best {label} per budget")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

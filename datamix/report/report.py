@@ -59,7 +59,8 @@ UNUSED = 1e-6
 def decision_table(plan) -> pd.DataFrame:
     """Per source: whether it is used, available, ratio, keep-fraction, threshold, kept, samples
     seen, epochs, buy. A source with a ratio below :data:`UNUSED` shows ratio 0, "unused" and no
-    keep-fraction or threshold (they mean nothing for data that is not trained on)."""
+    keep-fraction or threshold (they mean nothing for data that is not trained on); what the plan
+    does not give (no thresholds, no epochs) is None, shown "—"."""
     prov = plan.provenance or {}
     avail = prov.get("available", {}) or {}
     kept = prov.get("kept", {}) or {}
@@ -74,10 +75,10 @@ def decision_table(plan) -> pd.DataFrame:
             "available": avail.get(n),
             "ratio": r,
             "keep_fraction": plan.keep_fractions.get(n, 1.0) if used else None,
-            "threshold": plan.thresholds.get(n, math.nan) if used else None,
+            "threshold": plan.thresholds.get(n) if used else None,
             "kept": kept.get(n),
             "samples_seen": None if tokens is None else r * float(tokens),
-            "epochs": plan.epochs.get(n, math.nan),
+            "epochs": plan.epochs.get(n),
             "buy": plan.buy.get(n),
         })
     return pd.DataFrame(rows, dtype=object)  # None stays None ("—"), not NaN
@@ -125,7 +126,7 @@ def _flat(v):
 
 def write_report(out_dir: str | os.PathLike, plan, *, figures: Mapping | None = None, inputs: Mapping | None = None,
                  comparisons: pd.DataFrame | None = None, frontier=None, title: str = "datamix curation report",
-                 notes: Sequence[str] = ()) -> ReportFiles:
+                 notes: Sequence[str] = (), tables: Mapping[str, pd.DataFrame] | None = None) -> ReportFiles:
     """Write ``report.html``, ``report.md`` and ``figures/*.png`` into ``out_dir``.
 
     Parameters
@@ -144,6 +145,8 @@ def write_report(out_dir: str | os.PathLike, plan, *, figures: Mapping | None = 
     title : str
     notes : sequence of str
         Paragraphs shown under the title.
+    tables : dict of str to DataFrame, optional
+        More tables, each under its name as a heading (after the comparisons).
 
     Returns
     -------
@@ -176,6 +179,9 @@ def write_report(out_dir: str | os.PathLike, plan, *, figures: Mapping | None = 
     if comparisons is not None and len(comparisons):
         sections_html += ["<h2>Compared mixtures</h2>", _html_table(comparisons.reset_index(drop=True))]
         sections_md += ["## Compared mixtures", "", _md_table(comparisons.reset_index(drop=True)), ""]
+    for name, df in (tables or {}).items():
+        sections_html += [f"<h2>{html.escape(name)}</h2>", _html_table(df.reset_index(drop=True))]
+        sections_md += [f"## {name}", "", _md_table(df.reset_index(drop=True)), ""]
     for name, path in fig_paths.items():
         rel = f"figures/{path.name}"
         sections_html += [f"<h2>{html.escape(name.replace('_', ' '))}</h2>",

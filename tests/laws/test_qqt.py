@@ -201,3 +201,17 @@ def test_accuracy_is_never_predicted_below_zero():
     pred = QualityPredictor(law, pools={"web": {"hi": 100.0}}, output="accuracy").fit()
     assert pred.predict([1.0], 10) == 0.0  # the law's error is 4.9: nothing learnt, not -3.9
     np.testing.assert_array_equal(pred.predict(np.ones((2, 1)), 10), [0.0, 0.0])
+
+
+def test_shared_a_and_d_are_held_fixed(qqt_published):
+    """With the published a and d given, a refit on the reference law's own values finds its b and tau."""
+    names, params = qqt_published
+    X = pd.DataFrame([{"pool": q, "n": 12.8e6 * k, "S": 12.8e6} for q in names[:2] for k in (0.25, 0.5, 1, 2, 4, 8)])
+    y = QualityQuantity.from_params(params, form="reference").predict(X)
+    law = QualityQuantity(form="reference", shared={"a": params["a"], "d": params["d"]}, n_starts=4).fit(X, y)
+    assert law.params_["a"] == params["a"] and law.params_["d"] == params["d"]
+    for q in names[:2]:
+        np.testing.assert_allclose([law.params_[f"b[{q}]"], law.params_[f"tau[{q}]"]],
+                                   [params[f"b[{q}]"], params[f"tau[{q}]"]], rtol=1e-3)
+    with pytest.raises(ValueError, match="shared must be a dict with keys among 'a', 'd'"):
+        QualityQuantity(shared={"b": 1.0}).fit(X, y)

@@ -147,3 +147,15 @@ def test_unused_sources_show_ratio_zero_and_no_filter():
     fig = plot_mixture(plan)
     labels = [t.get_text() for t in fig.axes[0].texts]
     assert labels[1] == "unused" and labels[0].startswith("1.000  keep 0.50")
+
+
+def test_what_a_plan_does_not_give_shows_a_dash_not_nan(tmp_path):
+    """A runs plan has no thresholds and, without unique tokens, no epochs: "—" in the reports."""
+    from datamix.optimize import Plan
+
+    plan = Plan(ratios={"a": 0.6, "b": 0.4}, keep_fractions={"a": 1.0, "b": 1.0}, predicted=2.5, interval=(2.4, 2.6))
+    t = decision_table(plan).set_index("source")
+    assert t.loc["a", "threshold"] is None and t.loc["a", "epochs"] is None
+    files = write_report(tmp_path, plan)
+    table = files.markdown.read_text().split("## Decision")[1].split("##")[0]
+    assert "nan" not in table and "| a | yes | — | 0.6 | 1 | — | — | — | — | — |" in table
