@@ -94,7 +94,7 @@ def run_cases(run_dirs: list[Path]) -> list[list]:
             continue
         y, lo, hi, pred = np.array(points, dtype=float).T
         rows.append([f"{metrics.get('pipeline')} verify: {run.name}", len(y), 100 * np.mean((lo <= y) & (y <= hi)),
-                     100 * np.median((hi - lo) / np.abs(pred)), "-", "-"])
+                     100 * np.median((hi - lo)[pred != 0] / np.abs(pred[pred != 0])), "-", "-"])
     return rows
 
 
