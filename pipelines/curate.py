@@ -944,6 +944,7 @@ def _data_fingerprints(features, target_features) -> dict:
 
 def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, mixtures, predictor, frontier, verified, tokens,
             trainer, resolved, metrics):
+    from datamix.proxy.runs import ratio_columns
     from datamix.report import (plot_frontier, plot_law_fit, plot_mixture, plot_predicted_vs_measured,
                                 write_report)
 
@@ -954,10 +955,11 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, mixtures, predi
                             "label": "pool runs (fit)"})
     rows = [fit_pts]
     if mixtures is not None:
-        cols = [c for c in mixtures.columns if c.startswith("p_")]
+        names = predictor.sources_
+        P = mixtures[ratio_columns(names)].to_numpy(float)
         rows.append(pd.DataFrame({"measured": mixtures["metric"].to_numpy(float), "label": "mixture runs (fit)",
-                                  "predicted": [predictor.predict({c[2:]: v for c, v in zip(cols, p)}, n) for p, n
-                                                in zip(mixtures[cols].to_numpy(float), mixtures["n"])]}))
+                                  "predicted": [predictor.predict(dict(zip(names, p)), n)
+                                                for p, n in zip(P, mixtures["n"])]}))
     comparisons = None
     if verified:
         ver = pd.DataFrame([{"label": k, "measured": v["measured"], "predicted": v["predicted"],

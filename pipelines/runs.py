@@ -24,7 +24,6 @@ held-out scoring is kept in ``selection.json`` and reused while the table and se
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import tempfile
 import time
@@ -36,6 +35,7 @@ import pandas as pd
 
 from datamix import __version__
 from datamix.config import RunsConfig
+from datamix.data.store import file_sha256
 from datamix.io import json_safe, write_json, write_text
 from datamix.run import one_writer
 
@@ -77,8 +77,9 @@ class RunsTable:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """The runs table at ``path`` as a DataFrame, read through HF ``datasets`` (its cache in a
-    temporary folder: nothing is written beside the table or into the run directory)."""
+    """The runs table at ``path`` as a DataFrame with string column names, read through HF
+    ``datasets`` (its cache in a temporary folder: nothing is written beside the table or into the
+    run directory)."""
     import datasets
 
     if not path.is_file():
@@ -100,6 +101,7 @@ def read_table(path: Path) -> pd.DataFrame:
                 datasets.enable_progress_bars()
     if df.empty:
         raise ValueError(f"runs.table: {path} holds no runs")
+    df.columns = [str(c) for c in df.columns]
     return df
 
 
@@ -145,7 +147,6 @@ def load_runs(rcfg: RunsConfig, path: Path) -> RunsTable:
         Naming the key, the column and the row.
     """
     df = read_table(path)
-    df.columns = [str(c) for c in df.columns]
     if rcfg.weights is not None:
         cols = list(rcfg.weights)
         _missing(cols, df, "weights")
@@ -198,8 +199,7 @@ def load_runs(rcfg: RunsConfig, path: Path) -> RunsTable:
     repeated = table["n_runs"] > 1
     noise = (float(np.sqrt(np.average(table.loc[repeated, "measured_std"] ** 2,
                                       weights=table.loc[repeated, "n_runs"] - 1))) if repeated.any() else float("nan"))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return RunsTable(sources=sources, runs=table.reset_index(drop=True), noise=noise, fingerprint=digest)
+    return RunsTable(sources=sources, runs=table.reset_index(drop=True), noise=noise, fingerprint=file_sha256(path))
 
 
 def split_sizes(rcfg: RunsConfig, table: RunsTable) -> tuple[float, float | None, list]:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from datamix import __version__
+from datamix.data.store import file_sha256
 from datamix.io import json_safe, write_json, write_text
 from pipelines.runs import STAGES, _missing, _numeric, _quiet_fits, objective, read_table
 
@@ -103,10 +104,7 @@ def load_law_table(rcfg, path: Path) -> LawTable:
     ValueError
         Naming the key, the column and the row.
     """
-    import hashlib
-
     df = read_table(path)
-    df.columns = [str(c) for c in df.columns]
     y, _ = objective(df, rcfg.metric)
     zero = np.flatnonzero(y <= 0)
     if zero.size:
@@ -129,7 +127,7 @@ def load_law_table(rcfg, path: Path) -> LawTable:
                           "D": _positive(df, rcfg.seen_column, "seen_column"),
                           "U": _positive(df, rcfg.unique_column, "unique_column")})
         pools, scale = {}, X["N"].to_numpy()
-    return LawTable(X=X, y=y, scale=scale, pools=pools, fingerprint=hashlib.sha256(path.read_bytes()).hexdigest())
+    return LawTable(X=X, y=y, scale=scale, pools=pools, fingerprint=file_sha256(path))
 
 
 def _free(rcfg, table: LawTable, name: str) -> int:

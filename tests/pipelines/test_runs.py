@@ -1,7 +1,6 @@
 """The runs pipeline on synthetic tables whose best mixture is known, its stage commands, and bad input."""
 
 import json
-import re
 
 import numpy as np
 import pandas as pd
@@ -85,17 +84,6 @@ def test_a_weighted_objective_and_the_transfer_to_a_larger_model(tmp_path, rng):
     assert (out / "report.html").exists() and (out / "plan.yaml").exists()
 
 
-def _refused(tmp_path, capsys, cfg, match):
-    out = tmp_path / "out"
-    for argv in (["info", str(cfg)], ["run", str(cfg), "--out", str(out), "-q"]):
-        rc = main(argv)
-        err = capsys.readouterr().err
-        assert rc == 2, err
-        assert err.startswith("datamix: error: ") and "Traceback" not in err
-        assert re.search(match, err), f"{match!r} not in {err!r}"
-    assert not out.exists()
-
-
 def _bad_metric(value, row=3):
     def change(df):
         df.loc[row, "loss_x"] = value
@@ -140,20 +128,20 @@ BAD_TABLES = [
 
 
 @pytest.mark.parametrize("case, change, runs, match", BAD_TABLES, ids=[c[0] for c in BAD_TABLES])
-def test_bad_input_is_refused_naming_the_column_row_or_key(tmp_path, rng, capsys, case, change, runs, match):
+def test_bad_input_is_refused_naming_the_column_row_or_key(tmp_path, rng, refused, case, change, runs, match):
     runs = {k: v for k, v in runs.items()}
     cfg = write(tmp_path, change(table(rng)), **runs)
     if runs.get("weight_prefix", 0) is None:  # give weights instead of the prefix
         data = yaml.safe_load(cfg.read_text())
         del data["runs"]["weight_prefix"]
         cfg.write_text(yaml.safe_dump(data))
-    _refused(tmp_path, capsys, cfg, match)
+    refused(cfg, match)
 
 
-def test_missing_table_and_missing_section_are_refused(tmp_path, capsys):
+def test_missing_table_and_missing_section_are_refused(tmp_path, refused):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump({"pipeline": "runs", "runs": {"table": "nope.csv", "weight_prefix": "w_",
                                                                 "metric": "loss"}}))
-    _refused(tmp_path, capsys, cfg, r"runs.table: .*nope.csv does not exist")
+    refused(cfg, r"runs.table: .*nope.csv does not exist")
     cfg.write_text(yaml.safe_dump({"pipeline": "runs"}))
-    _refused(tmp_path, capsys, cfg, r"pipeline 'runs' needs a 'runs:' section")
+    refused(cfg, r"pipeline 'runs' needs a 'runs:' section")

@@ -2,7 +2,6 @@
 the held-out choice, stage commands, bad input."""
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -153,17 +152,6 @@ def test_scaling_auto_picks_the_law_with_the_lower_held_out_error_and_stages_res
     assert plan.provenance["N"] == 1e8 and plan.epochs["data"] == pytest.approx(4e9 / 5e9)
 
 
-def _refused(tmp_path, capsys, cfg, match):
-    out = tmp_path / "out"
-    for argv in (["info", str(cfg)], ["run", str(cfg), "--out", str(out), "-q"]):
-        rc = main(argv)
-        err = capsys.readouterr().err
-        assert rc == 2, err
-        assert err.startswith("datamix: error: ") and "Traceback" not in err
-        assert re.search(match, err), f"{match!r} not in {err!r}"
-    assert not out.exists()
-
-
 def _set(col, row, value):
     def change(df):
         df = df.astype({col: object}) if isinstance(value, str) else df.copy()
@@ -194,8 +182,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("case, kind, change, runs, match", BAD, ids=[c[0] for c in BAD])
-def test_bad_input_is_refused_naming_the_column_row_or_key(tmp_path, rng, capsys, case, kind, change, runs, match):
+def test_bad_input_is_refused_naming_the_column_row_or_key(tmp_path, rng, refused, case, kind, change, runs, match):
     df = pools_table(rng)[0] if kind == "pools" else scaling_table(rng)
     section = {**(POOLS if kind == "pools" else SCALING), **runs}
     cfg = write(tmp_path, change(df) if change else df, **{k: v for k, v in section.items() if v is not None})
-    _refused(tmp_path, capsys, cfg, match)
+    refused(cfg, match)
