@@ -88,6 +88,9 @@ def _summarize(run_dir: RunDir, metrics: dict) -> None:
               f"{v['interval'][0]:.4g} .. {v['interval'][1]:.4g}); delete it to have datamix plan again")
     for line in (metrics.get("data_sufficiency") or {}).get("warnings", []):
         print(f"  data sufficiency: {line}")
+    for name, (lo, hi) in (metrics.get("at_edge") or {}).items():
+        print(f"  plan at the edge of the runs for {name} (measured ratios {lo:.3g} .. {hi:.3g}): the predictors "
+              "would go further, unchecked; measure mixtures past it or set runs.extrapolate: true")
     for name, v in (metrics.get("check") or {}).items():
         print(f"  plan vs {name}{' (' + v['source'] + ')' if 'source' in v else ''}: {v['outcome']} "
               f"({v['difference']:+.4g} +- {v['se']:.2g})")

@@ -213,7 +213,7 @@ RUNS_LAWS = ("auto",) + tuple(n for names in RUNS_KIND_LAWS.values() for n in na
 #: the keys of the ``runs:`` section that only one or two kinds of table read
 _RUNS_KIND_KEYS = {
     "mixtures": ("weights", "weight_prefix", "seed_column", "fit_size", "sum_tolerance", "min_ratio", "max_ratio",
-                 "max_epochs", "n_samples", "average_top"),
+                 "max_epochs", "n_samples", "average_top", "extrapolate"),
     "pools": ("pool_column", "pools", "total", "shared"),
     "scaling": ("flops", "size", "base"),
 }
@@ -249,7 +249,9 @@ class RunsConfig(_Strict):
     the plan is for; unique_tokens : unique tokens of each source; min_ratio, max_ratio, max_epochs :
     constraints of the plan (max_epochs needs tokens and unique_tokens); n_samples : random mixtures
     searched for the top pick; average_top : the plan is the mean of that many best sampled
-    mixtures (RegMix: 100), 1 = the single best, polished.
+    mixtures (RegMix: 100), 1 = the single best, polished; extrapolate : let the plan give a source
+    more (or less) than any run at the fit size gave it (default false: each source's ratio stays
+    within the range the runs measured, where the predictors were checked).
 
     Pools: pool_column, seen_column, unique_column : each run's pool, samples (or tokens) seen and
     unique samples in its pool (or unique_tokens: {pool: unique samples}); pools : the pools ranked
@@ -298,6 +300,7 @@ class RunsConfig(_Strict):
     max_epochs: float | None = Field(default=None, gt=0, le=MAX_PASSES)
     n_samples: int = Field(default=100_000, ge=100, le=10_000_000)
     average_top: int = Field(default=1, ge=1, le=10_000)
+    extrapolate: bool = False
     level: float = Field(default=0.9, gt=0, lt=1)
 
     @model_validator(mode="after")

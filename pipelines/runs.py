@@ -27,7 +27,7 @@ import contextlib
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -260,7 +260,22 @@ def _validate(rcfg: RunsConfig, path: Path):
         raise ValueError(f"runs: {n} runs at the fit size ({n_train} per training fold of {rcfg.folds}) are fewer "
                          f"than any predictor needs for {k} sources ({min_runs('linear', k)} for linear regression: "
                          "more than its free parameters); measure more runs")
+    if not rcfg.extrapolate:
+        problem = measured_range(problem, table.runs.loc[fit_rows, table.sources].to_numpy())
     return table, sizes, problem, fit_rows.to_numpy()
+
+
+def measured_range(problem, X: np.ndarray):
+    """``problem`` with each source's ratio bounds narrowed to the range the runs ``X`` (n_runs,
+    n_sources) measured: a predictor fitted there is unchecked beyond it (a one-component mixing law's
+    optimum sits at a corner of the bounds, however far from the runs). ValueError naming the keys
+    when the narrowed set is empty."""
+    lo, hi = np.maximum(problem.lo, X.min(axis=0)), np.minimum(problem.hi, X.max(axis=0))
+    if np.any(lo > hi + 1e-12) or lo.sum() > 1 + 1e-9 or hi.sum() < 1 - 1e-9:
+        ranges = {n: f"{a:.3g}..{b:.3g}" for n, a, b in zip(problem.names, X.min(axis=0), X.max(axis=0))}
+        raise ValueError(f"runs: min_ratio/max_ratio leave no mixture inside the ratios the runs measured {ranges}; "
+                         "widen them, or set runs.extrapolate: true to plan outside the measured range")
+    return replace(problem, lo=lo, hi=np.maximum(hi, lo))
 
 
 def check(cfg, sources, target) -> None:
@@ -422,6 +437,34 @@ def optimize_stage(rcfg, table, fitted: _Fitted, chosen: dict, problem, seed: in
     return plan
 
 
+def against_runs(plan, rcfg, table, fit_rows, fitted: _Fitted) -> dict:
+    """The plan's prediction against the best measured run at the fit size that meets the plan's
+    constraints (``check``: ``predicted better``, ``predicted worse`` or ``tie`` within two held-out
+    residual standard deviations; absent when no run meets them), and the sources whose plan ratio
+    sits at the edge of the measured range where the constraints allow more (``at_edge``: the
+    predictors would go on, unchecked, past the runs)."""
+    runs = table.runs.loc[fit_rows]
+    X = runs[table.sources].to_numpy()
+    user = bounds(rcfg, table.sources)
+    at_edge = {}
+    for i, s in enumerate(table.sources):
+        r, lo, hi = plan.ratios[s], X[:, i].min(), X[:, i].max()
+        if not rcfg.extrapolate and ((np.isclose(r, hi) and hi < user.hi[i] - 1e-9)
+                                     or (np.isclose(r, lo) and lo > user.lo[i] + 1e-9)):
+            at_edge[s] = [float(lo), float(hi)]
+    feasible = runs[np.all((X >= user.lo - 1e-9) & (X <= user.hi + 1e-9), axis=1)]
+    if feasible.empty:
+        return {"check": {}, "at_edge": at_edge}
+    sign = 1.0 if rcfg.greater_is_better else -1.0
+    best = feasible.iloc[int(np.argmax(sign * feasible["measured"].to_numpy()))]
+    diff = plan.predicted - float(best["measured"])
+    se = float(np.std(fitted.residuals, ddof=1))
+    outcome = "tie" if abs(diff) <= 2 * se else ("predicted better" if sign * diff > 0 else "predicted worse")
+    mixture = ", ".join(f"{s} {best[s]:.3g}" for s in table.sources if best[s] > 0)
+    return {"check": {"best measured run": {"outcome": outcome, "difference": diff, "se": se, "source": mixture}},
+            "at_edge": at_edge}
+
+
 def _law_json(table, chosen: dict, fitted: _Fitted, rcfg, sizes) -> dict:
     params = {}
     for role, model in (("ranker", fitted.ranker), ("picker", fitted.picker)):
@@ -505,6 +548,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     plan.to_yaml(run_dir.path("plan.yaml"))
     plan.to_json(run_dir.path("plan.json"))
     metrics["plan"] = plan.to_dict()
+    metrics |= against_runs(plan, rcfg, table, fit_rows, fitted)
     if stop("optimize"):
         return metrics
 
@@ -542,6 +586,13 @@ def _report(run_dir, plan, preds: pd.DataFrame, chosen: dict, metrics: dict, rcf
              f"and the measured ones; predictions are the {chosen['ranker']} predictor's, at the fit size's scale "
              "(a larger model's metric differs in level: the transfer rows judge its ranking). Intervals: the "
              f"{int(rcfg.level * 100)}% central range of the held-out residuals."]
+    best = metrics["check"].get("best measured run")
+    notes.append(f"Against the best measured run within the constraints ({best['source']}): {best['outcome']} "
+                 f"(predicted minus measured {best['difference']:+.4g}; a tie is within two held-out residual sd, "
+                 f"{2 * best['se']:.3g})." if best else "No measured run meets the plan's constraints.")
+    notes += [f"{s}: the plan sits at the edge of the ratios the runs measured ({lo:.3g} .. {hi:.3g}); the "
+              "predictors would go further, where no run checked them. Measure mixtures past it, or set "
+              "runs.extrapolate: true." for s, (lo, hi) in metrics["at_edge"].items()]
     figures = {"predicted_vs_measured": plot_predicted_vs_measured(shown, metric="objective"),
                "chosen_mixture": plot_mixture(plan),
                "candidates": plot_candidates(pd.DataFrame(rows))}

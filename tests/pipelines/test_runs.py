@@ -1,6 +1,7 @@
 """The runs pipeline on synthetic tables whose best mixture is known, its stage commands, and bad input."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import yaml
 from datamix.cli import main
 from datamix.optimize import Plan
 
+ROOT = Path(__file__).resolve().parents[2]
 T = np.array([-1.0, 0.5, 0.0])  # planted mixing law: source a helps, b hurts, c is neutral
 
 
@@ -36,7 +38,7 @@ def write(tmp_path, df, **runs):
 
 def test_the_plan_is_the_known_best_mixture_under_the_constraints(tmp_path, rng, capsys):
     cfg = write(tmp_path, table(rng), seed_column="seed", max_ratio=0.7, tokens=1e9,
-                unique_tokens={"a": 2e8, "b": 1e9, "c": 1e9}, max_epochs=4)
+                unique_tokens={"a": 2e8, "b": 1e9, "c": 1e9}, max_epochs=4, extrapolate=True)
     out = tmp_path / "out"
     assert main(["run", str(cfg), "--out", str(out), "-q"]) == 0
     plan = Plan.from_yaml(out / "plan.yaml")
@@ -84,6 +86,52 @@ def test_a_weighted_objective_and_the_transfer_to_a_larger_model(tmp_path, rng):
     assert (out / "report.html").exists() and (out / "plan.yaml").exists()
 
 
+def test_the_plan_stays_within_the_measured_ratios_unless_told_to_extrapolate(tmp_path, rng, capsys):
+    df = table(rng)
+    measured = df[["w_a", "w_b", "w_c"]].agg(["min", "max"])
+    out = tmp_path / "out"
+    assert main(["optimize", str(write(tmp_path, df)), "--out", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    plan = Plan.from_yaml(out / "plan.yaml")
+    # the law's optimum (a = 1, a corner no run reached) lies past the runs: the plan stops at their edge
+    assert plan.ratios["a"] == pytest.approx(measured.loc["max", "w_a"], abs=1e-9)
+    assert plan.ratios["b"] == pytest.approx(measured.loc["min", "w_b"], abs=1e-9)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["at_edge"]) == {"a", "b"}
+    assert metrics["at_edge"]["a"] == pytest.approx(measured["w_a"].tolist())
+    assert "plan at the edge of the runs for a" in printed and "runs.extrapolate: true" in printed
+    # the plan against the best measured run: the law predicts it a little better, beyond its error
+    best = metrics["check"]["best measured run"]
+    runs = df.groupby(["w_a", "w_b", "w_c"])["loss_x"].mean()
+    assert best["difference"] == pytest.approx(plan.predicted - runs.min())
+    assert best["outcome"] == ("predicted better" if -best["difference"] > 2 * best["se"] else "tie")
+    assert "plan vs best measured run (a " in printed
+
+    out2 = tmp_path / "out2"
+    assert main(["optimize", str(write(tmp_path, df, extrapolate=True)), "--out", str(out2), "-q"]) == 0
+    np.testing.assert_allclose(list(Plan.from_yaml(out2 / "plan.yaml").ratios.values()), [1, 0, 0], atol=1e-6)
+    assert json.loads((out2 / "metrics.json").read_text())["at_edge"] == {}
+
+
+def test_the_mixing_law_example_transfers_from_70m_and_plans_inside_its_runs(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", str(ROOT / "configs" / "runs_mixinglaws.yaml"), "--out", str(out), "-q"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    cands = metrics["candidates"]
+    assert metrics["selection"]["ranker"] == max(cands, key=lambda c: cands[c]["spearman"]) == "mixing2"
+    # Ye et al. 2024's 5-domain Pile runs: 26 mixtures at 70M, 160M, 305M, 410M and 6 at 1B
+    assert {k: v["chosen"]["runs"] for k, v in metrics["transfer"].items()} == \
+        {"1.6e+08": 26, "3.05e+08": 26, "4.1e+08": 26, "1e+09": 6}
+    assert all(metrics["transfer"][k]["chosen"]["spearman"] > 0.85 for k in ("1.6e+08", "3.05e+08", "4.1e+08"))
+    # measured 0.914, 0.891, 0.877: the ranking from 70M carries; the law ranks better than linear
+    assert all(v["chosen"]["spearman"] > v["linear"]["spearman"] for k, v in metrics["transfer"].items() if k != "1e+09")
+    # no run gave domain3 more than 0.094: the plan stays there (with extrapolate it put 0.75 on it)
+    plan = Plan.from_yaml(out / "plan.yaml")
+    assert plan.ratios["domain3"] <= 0.09375 + 1e-9 and max(plan.ratios.values()) <= 0.75 + 1e-9
+    assert "domain3" in metrics["at_edge"]
+    assert metrics["check"]["best measured run"]["outcome"] == "tie"
+
+
 def _bad_metric(value, row=3):
     def change(df):
         df.loc[row, "loss_x"] = value
@@ -124,6 +172,9 @@ BAD_TABLES = [
     ("max_epochs without tokens", lambda df: df, {"max_epochs": 3}, r"max_epochs needs 'tokens'"),
     ("unknown key", lambda df: df, {"metrc": "loss_x"}, r"unknown key 'runs.metrc'; allowed keys here: .*metric"),
     ("unknown law", lambda df: df, {"law": "lightgbm"}, r"runs.law: Input should be 'auto', 'mixing1'"),
+    ("bounds outside the measured range", lambda df: df.assign(w_a=0.5 * df.w_a, w_c=df.w_c + 0.5 * df.w_a),
+     {"min_ratio": {"a": 0.6}}, r"min_ratio/max_ratio leave no mixture inside the ratios the runs measured "
+                                r"\{'a': '0.\d+\.\.0.\d+'.*runs.extrapolate: true"),
 ]
 
 
