@@ -481,6 +481,60 @@ def _law_json(table, chosen: dict, fitted: _Fitted, rcfg, sizes) -> dict:
             "noise": table.noise, "held_out_residual_sd": float(np.std(fitted.residuals, ddof=1))}
 
 
+@dataclass
+class Driver:
+    """What every kind of runs table does around its stages: ``metrics.json`` kept, a stop after the
+    stage asked for (``until``), the held-out selection cached on the table and config, the plan and
+    the report recorded. Build it with :meth:`start` once the input is validated."""
+
+    run_dir: object
+    until: str | None
+    metrics: dict
+    key: dict
+    t0: float
+
+    @classmethod
+    def start(cls, cfg, run_dir, rcfg: RunsConfig, until: str | None, fingerprint: str, table: dict) -> "Driver":
+        """Save the config (nothing was written before) and open the metrics; ``table`` describes the runs."""
+        if hasattr(cfg, "to_yaml"):
+            run_dir.save_config(cfg)
+        metrics = {"datamix_version": __version__, "pipeline": "runs", "kind": rcfg.kind,
+                   "runs_config": rcfg.model_dump(mode="json"), "table": {**table, "sha256": fingerprint},
+                   "stages_done": []}
+        key = {"table": fingerprint, "config": rcfg.model_dump(mode="json"), "seed": cfg.seed, "version": __version__}
+        return cls(run_dir, until, metrics, key, time.perf_counter())
+
+    def stop(self, stage: str) -> bool:
+        """Record ``stage`` as done; True (metrics saved) when the run ends there."""
+        from datamix.run import stage_done
+
+        if not stage_done(self.metrics, stage, self.until, STAGES):
+            return False
+        self.metrics["seconds"] = round(time.perf_counter() - self.t0, 3)
+        self.run_dir.save_metrics(self.metrics)
+        return True
+
+    def selection(self, compute) -> dict:
+        """``compute()`` (the held-out scores and the choice), cached in ``selection.json``."""
+        return self.run_dir.cached("selection.json", self.key, compute)
+
+    def inputs(self) -> str:
+        """The plan's input fingerprint: the table and the seed."""
+        from datamix.optimize import fingerprint
+
+        return fingerprint(np.array([self.key["table"], self.key["seed"]], dtype=object))[:16]
+
+    def save_plan(self, plan) -> None:
+        plan.to_yaml(self.run_dir.path("plan.yaml"))
+        plan.to_json(self.run_dir.path("plan.json"))
+        self.metrics["plan"] = plan.to_dict()
+
+    def save_report(self, report) -> None:
+        self.metrics["report"] = {"html": report.html.name, "markdown": report.markdown.name,
+                                  "figures": sorted(f"figures/{p.name}" for p in report.figures.values())}
+        self.stop("report")
+
+
 @one_writer
 def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dict:
     """Run the runs pipeline in ``run_dir``; return the metrics written to ``metrics.json``.
@@ -494,11 +548,9 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
         No ``runs`` section, an unreadable table, missing columns, bad weights or metrics (naming
         the column and row), too few runs for the law, infeasible constraints: before anything is written.
     """
-    from datamix.optimize import fingerprint
-    from datamix.run import check_until, stage_done
+    from datamix.run import check_until
 
     check_until("runs", STAGES, until)
-    t0 = time.perf_counter()
     rcfg = _runs_config(cfg)
     path = Path(cfg.resolve(rcfg.table))
     if rcfg.kind != "mixtures":
@@ -506,24 +558,11 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
 
         return run_laws(cfg, run_dir, rcfg, path, until=until)
     table, sizes, problem, fit_rows = _validate(rcfg, path)
-    if hasattr(cfg, "to_yaml"):  # nothing was written before this point
-        run_dir.save_config(cfg)
-    metrics = {"datamix_version": __version__, "pipeline": "runs", "runs_config": rcfg.model_dump(mode="json"),
-               "table": {"path": str(path), "sha256": table.fingerprint, "configurations": int(len(table.runs)),
-                         "runs": int(table.runs["n_runs"].sum()), "sources": table.sources,
-                         "sizes": sorted(table.runs["size"].dropna().unique().tolist()), "noise": table.noise},
-               "stages_done": []}
-
-    def stop(stage: str) -> bool:
-        if not stage_done(metrics, stage, until, STAGES):
-            return False
-        metrics["seconds"] = round(time.perf_counter() - t0, 3)
-        run_dir.save_metrics(metrics)
-        return True
-
-    key = {"table": table.fingerprint, "config": rcfg.model_dump(mode="json"), "seed": cfg.seed,
-           "version": __version__}
-    chosen = run_dir.cached("selection.json", key, lambda: _selection(rcfg, table, fit_rows, sizes[1], cfg.seed))
+    drive = Driver.start(cfg, run_dir, rcfg, until, table.fingerprint, {
+        "path": str(path), "configurations": int(len(table.runs)), "runs": int(table.runs["n_runs"].sum()),
+        "sources": table.sources, "sizes": sorted(table.runs["size"].dropna().unique().tolist()), "noise": table.noise})
+    metrics = drive.metrics
+    chosen = drive.selection(lambda: _selection(rcfg, table, fit_rows, sizes[1], cfg.seed))
     fitted = _fit_final(rcfg, table, fit_rows, chosen, cfg.seed)
     write_json(run_dir.path("law.json"), json_safe(_law_json(table, chosen, fitted, rcfg, sizes)))
     metrics["selection"] = {k: chosen[k] for k in ("method", "ranker", "picker", "law")}
@@ -531,7 +570,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     if chosen.get("scale"):
         metrics["candidates_at_selection_size"] = chosen["scale"]
     logger.info("runs: ranker %s, picker %s (%s)", chosen["ranker"], chosen["picker"], chosen["method"])
-    if stop("fit"):
+    if drive.stop("fit"):
         return metrics
 
     preds = predict_stage(rcfg, table, fit_rows, fitted, chosen, sizes)
@@ -540,22 +579,16 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     held = preds[fit_rows]
     metrics["held_out"] = {**_scores(held["predicted"].to_numpy(), held["measured"].to_numpy(), rcfg.greater_is_better),
                            "coverage": float(((held.lo <= held.measured) & (held.measured <= held.hi)).mean())}
-    if stop("predict"):
+    if drive.stop("predict"):
         return metrics
 
-    inputs = fingerprint(np.array([table.fingerprint, cfg.seed], dtype=object))[:16]
-    plan = optimize_stage(rcfg, table, fitted, chosen, problem, cfg.seed, inputs)
-    plan.to_yaml(run_dir.path("plan.yaml"))
-    plan.to_json(run_dir.path("plan.json"))
-    metrics["plan"] = plan.to_dict()
+    plan = optimize_stage(rcfg, table, fitted, chosen, problem, cfg.seed, drive.inputs())
+    drive.save_plan(plan)
     metrics |= against_runs(plan, rcfg, table, fit_rows, fitted)
-    if stop("optimize"):
+    if drive.stop("optimize"):
         return metrics
 
-    report = _report(run_dir, plan, preds, chosen, metrics, rcfg, table)
-    metrics["report"] = {"html": report.html.name, "markdown": report.markdown.name,
-                         "figures": sorted(f"figures/{p.name}" for p in report.figures.values())}
-    stop("report")
+    drive.save_report(_report(run_dir, plan, preds, chosen, metrics, rcfg, table))
     return metrics
 
 

@@ -20,7 +20,6 @@ held-out error of ``runs.select``. Writes ``law.json``, ``predictions.csv``, ``p
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import pandas as pd
 from datamix import __version__
 from datamix.data.store import file_sha256
 from datamix.io import json_safe, write_json, write_text
-from pipelines.runs import STAGES, _missing, _numeric, _quiet_fits, objective, read_table
+from pipelines.runs import Driver, _missing, _numeric, _quiet_fits, objective, read_table
 
 #: budgets of the frontier when none are given, as multiples of the planned one
 BUDGET_MULTIPLES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -274,28 +273,11 @@ def _decision_line(rcfg, plan) -> str:
 def run_laws(cfg, run_dir, rcfg, path: Path, *, until: str | None = None) -> dict:
     """The pools / scaling runs pipeline in ``run_dir`` (called by :func:`pipelines.runs.run`, which
     holds the writer lock); the metrics written to ``metrics.json``."""
-    from datamix.optimize import fingerprint
-    from datamix.run import stage_done
-
-    t0 = time.perf_counter()
     table, names = validate(rcfg, path)
-    if hasattr(cfg, "to_yaml"):  # nothing was written before this point
-        run_dir.save_config(cfg)
-    metrics = {"datamix_version": __version__, "pipeline": "runs", "kind": rcfg.kind,
-               "runs_config": rcfg.model_dump(mode="json"),
-               "table": {"path": str(path), "sha256": table.fingerprint, "runs": int(len(table.y)),
-                         **({"pools": table.pools} if table.pools else {})},
-               "stages_done": []}
-
-    def stop(stage: str) -> bool:
-        if not stage_done(metrics, stage, until, STAGES):
-            return False
-        metrics["seconds"] = round(time.perf_counter() - t0, 3)
-        run_dir.save_metrics(metrics)
-        return True
-
-    key = {"table": table.fingerprint, "config": rcfg.model_dump(mode="json"), "seed": cfg.seed, "version": __version__}
-    chosen = run_dir.cached("selection.json", key, lambda: selection(rcfg, table, names, cfg.seed))
+    drive = Driver.start(cfg, run_dir, rcfg, until, table.fingerprint, {
+        "path": str(path), "runs": int(len(table.y)), **({"pools": table.pools} if table.pools else {})})
+    metrics = drive.metrics
+    chosen = drive.selection(lambda: selection(rcfg, table, names, cfg.seed))
     make = _make(rcfg, cfg.seed)
     with _quiet_fits():
         fitted = {c: make(c).fit(table.X, table.y) for c in names}
@@ -309,7 +291,7 @@ def run_laws(cfg, run_dir, rcfg, path: Path, *, until: str | None = None) -> dic
     metrics["candidates"] = chosen["kfold"]
     if chosen["scale"]:
         metrics["candidates_at_scale"] = chosen["scale"]
-    if stop("fit"):
+    if drive.stop("fit"):
         return metrics
 
     preds = table.X.copy()
@@ -321,24 +303,18 @@ def run_laws(cfg, run_dir, rcfg, path: Path, *, until: str | None = None) -> dic
     write_text(run_dir.path("predictions.csv"), preds.to_csv(index=False, float_format="%.6g"))
     metrics["held_out"] = {"rel_error": chosen["kfold"][chosen["law"]]["rel_error"],
                            "coverage": float(((preds.lo <= preds.measured) & (preds.measured <= preds.hi)).mean())}
-    if stop("predict"):
+    if drive.stop("predict"):
         return metrics
 
-    inputs = fingerprint(np.array([table.fingerprint, cfg.seed], dtype=object))[:16]
-    plan, frontier = optimize_stage(rcfg, table, law, residuals, chosen, cfg.seed, inputs)
-    plan.to_yaml(run_dir.path("plan.yaml"))
-    plan.to_json(run_dir.path("plan.json"))
+    plan, frontier = optimize_stage(rcfg, table, law, residuals, chosen, cfg.seed, drive.inputs())
+    drive.save_plan(plan)
     write_text(run_dir.path("frontier.csv"), frontier.to_csv(index=False, float_format="%.6g"))
-    metrics["plan"] = plan.to_dict()
     metrics["frontier"] = frontier.to_dict("records")
     metrics["decision"] = _decision_line(rcfg, plan)
-    if stop("optimize"):
+    if drive.stop("optimize"):
         return metrics
 
-    report = _report(run_dir, plan, preds, frontier, chosen, metrics, rcfg)
-    metrics["report"] = {"html": report.html.name, "markdown": report.markdown.name,
-                         "figures": sorted(f"figures/{p.name}" for p in report.figures.values())}
-    stop("report")
+    drive.save_report(_report(run_dir, plan, preds, frontier, chosen, metrics, rcfg))
     return metrics
 
 

@@ -51,15 +51,21 @@ from threadpoolctl import threadpool_limits
 from datamix.predict._regression import fit_ridge
 from datamix.predict._simplex import check_ratios
 
-__all__ = ["TwoStagePredictor", "runs_frame"]
+__all__ = ["TwoStagePredictor", "runs_frame", "ratio_columns", "RATIO_PREFIX"]
 
 logger = logging.getLogger(__name__)
 
 EXTRAPOLATIONS = ("auto", "two_point", "logit", "power_law")
 _LOGIT_MARGIN = 1e-4  # stage-1 values are kept this share of metric_range inside it before the logit
+#: prefix of the ratio columns of a runs table (``p_<source>``)
 RATIO_PREFIX = "p_"
 _MAX_CHECK = 24  # mixtures used by the held-out extrapolation check
 
+
+
+def ratio_columns(names) -> list[str]:
+    """Column names of the ratios of sources ``names`` in a runs table: ``p_<name>``."""
+    return [f"{RATIO_PREFIX}{n}" for n in names]
 
 def runs_frame(runs, names: list[str], metric: str) -> pd.DataFrame:
     """The rows of ``runs`` that mix exactly the sources ``names``: columns p_<name>..., size, y.
@@ -80,7 +86,7 @@ def runs_frame(runs, names: list[str], metric: str) -> pd.DataFrame:
         runs = runs.read()
     if not isinstance(runs, pd.DataFrame):
         raise TypeError(f"runs must be a DataFrame, a RunsTable or a path, got {type(runs).__name__}")
-    cols = [f"{RATIO_PREFIX}{n}" for n in names]
+    cols = ratio_columns(names)
     missing = [c for c in cols + ["size", metric] if c not in runs.columns]
     if missing:
         raise ValueError(f"runs lack column(s) {missing}; a runs table has p_<source> per source, "
@@ -194,7 +200,7 @@ class TwoStagePredictor(BaseEstimator):
         self._check_params()
         names, data = self._parse_sources(sources)
         df = runs_frame(runs, names, self.metric)
-        cols = [f"{RATIO_PREFIX}{n}" for n in names]
+        cols = ratio_columns(names)
         available = sorted(int(s) for s in df["size"].unique())
         sizes = available if self.sizes is None else sorted(int(s) for s in self.sizes)
         lacking = [s for s in sizes if s not in available]

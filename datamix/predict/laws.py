@@ -352,14 +352,14 @@ class QualityPredictor(BaseEstimator):
         return self
 
     def _fit_interactions(self, mixtures) -> None:
-        from datamix.predict.base import RATIO_PREFIX
+        from datamix.predict.base import RATIO_PREFIX, ratio_columns
 
         if not isinstance(mixtures, pd.DataFrame):
             raise TypeError(f"mixtures must be a DataFrame, got {type(mixtures).__name__}")
         missing = [c for c in ("n", "metric") if c not in mixtures.columns]
         if missing:
             raise ValueError(f"mixtures lacks column(s) {missing}; its columns: {list(mixtures.columns)}")
-        cols = [f"{RATIO_PREFIX}{s}" for s in self.sources_]
+        cols = ratio_columns(self.sources_)
         unknown = [c for c in mixtures.columns if c.startswith(RATIO_PREFIX) and c not in cols]
         if unknown:
             raise ValueError(f"mixtures has ratio column(s) {unknown} of no source; sources are {self.sources_}")
@@ -599,7 +599,7 @@ class MixingLawPredictor(BaseEstimator):
         self
         """
         from datamix.laws.mixing import MixingLaw
-        from datamix.predict.base import RATIO_PREFIX, runs_frame
+        from datamix.predict.base import ratio_columns, runs_frame
 
         names = [getattr(s, "name", s) for s in sources]
         if not names or len(set(names)) != len(names):
@@ -610,7 +610,7 @@ class MixingLawPredictor(BaseEstimator):
             raise TypeError(f"law must be a MixingLaw, got {type(template).__name__}")
         from threadpoolctl import threadpool_limits
 
-        cols = [f"{RATIO_PREFIX}{n}" for n in names]
+        cols = ratio_columns(names)
         self.laws_ = {}
         with threadpool_limits(1):  # small L-BFGS-B problems: extra BLAS threads only spin
             for N, rows in df.groupby("size"):

@@ -45,13 +45,13 @@ import pandas as pd
 from datamix.data.sources import Source, allocate
 from datamix.engine import Engine, get_engine
 from datamix.io import write_text
+from datamix.predict.base import RATIO_PREFIX, ratio_columns
 from datamix.proxy.trainers import ProxyTrainer
 
 __all__ = ["ProxyTrainer", "RunsTable", "MixtureRun", "MixtureRunner", "ratio_columns", "RATIO_PREFIX"]
 
 logger = logging.getLogger(__name__)
 
-RATIO_PREFIX = "p_"
 BASE_COLUMNS = ("run_id", "data_key", "trainer", "size", "seed")
 RESULT_COLUMNS = ("metric", "metric_name", "loss", "n_train", "seen", "unique", "epochs", "wall_s", "created")
 CHECKED_COLUMNS = ("run_id", "size", "seed", "metric", "metric_name", "loss", "n_train", "seen", "unique", "epochs")
@@ -70,11 +70,6 @@ def row_check(row: Mapping) -> str:
 def _row_checks(df: pd.DataFrame) -> list[str]:
     """:func:`row_check` of every row (through plain dicts: a table is checked on every read)."""
     return [row_check(r) for r in df.reindex(columns=list(CHECKED_COLUMNS)).to_dict("records")]
-
-
-def ratio_columns(names: Sequence[str]) -> list[str]:
-    """Column names of the ratios of sources ``names`` in a runs table: ``p_<name>``."""
-    return [f"{RATIO_PREFIX}{n}" for n in names]
 
 
 class RunsTable:
