@@ -951,7 +951,10 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, mixtures, predi
     metric = trainer.metric_name.replace("_", " ")
     to_metric = (lambda e: 1.0 - e) if trainer.greater_is_better else (lambda e: e)
     groups = {src: list(p) for src, p in pools.items()}
-    fit_pts = pd.DataFrame({"measured": to_metric(y_law), "predicted": to_metric(law.predict(X_law)),
+    fitted = law.predict(X_law)
+    if trainer.greater_is_better:  # an error rate: the power law passes 1 at the smallest pools
+        fitted = np.clip(fitted, 0.0, 1.0)
+    fit_pts = pd.DataFrame({"measured": to_metric(y_law), "predicted": to_metric(fitted),
                             "label": "pool runs (fit)"})
     rows = [fit_pts]
     if mixtures is not None:
