@@ -403,7 +403,9 @@ class CurateConfig(_Strict):
     default) for the language-model proxy (default: the sources' total, one pass over everything);
     budget, prices : money budget and per-sample prices (default: the sources' own prices, used
     only with a budget); sources : names to curate (default all); min_ratio, max_ratio, max_epochs :
-    constraints; filter : optimise keep-fractions of all sources (true), none (false) or those named;
+    constraints (max_epochs, the epochs of any source's kept data, defaults at every budget to the
+    most passes the pool runs measure, max(passes), where the repetition law is checked — raised
+    where the budget needs more passes over all the data); filter : optimise keep-fractions of all sources (true), none (false) or those named;
     score : :class:`QualityConfig`; buckets : quality levels per source; pools : ``nested`` (measure
     the top 1/buckets, 2/buckets, ... of every source) or ``buckets`` (measure each disjoint quality
     bucket, combined by the QQT mixture rule); passes : sizes of the pool runs as multiples of the

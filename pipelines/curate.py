@@ -155,6 +155,32 @@ def _validate(ccfg: CurateConfig, sources, target, resolve=None) -> dict:
             "score_method": method}
 
 
+def epoch_caps(ccfg: CurateConfig, budgets, available: dict, constraints: dict) -> list:
+    """The plan's cap on the epochs of any source at each budget: ``curate.max_epochs`` when given,
+    else the most passes the pool runs measure (``max(curate.passes)``: past it the repetition law is
+    extrapolated, and a small pool's loss can turn up), raised where a budget needs more passes over
+    all the data or ``min_ratio`` of a source; none (with a warning) where the other ``constraints``
+    (a money budget) need more still."""
+    from datamix.optimize import check_constraints
+
+    if ccfg.max_epochs is not None:
+        return [ccfg.max_epochs] * len(budgets)
+    lo = constraints.get("min_ratio") or 0.0
+    lo = lo if isinstance(lo, dict) else dict.fromkeys(available, lo)
+    need = max(float(lo.get(n, 0.0)) / u for n, u in available.items())  # epochs per token seen, min_ratio's
+    caps = []
+    for B in budgets:
+        cap = max(max(ccfg.passes), B / sum(available.values()), B * need)
+        try:
+            check_constraints(names=list(available), tokens=B, available=available, **{**constraints, "max_epochs": cap})
+        except ValueError:
+            logger.warning("at %g seen the constraints need more than %.3g epochs of a source, past the pool runs' "
+                           "%g passes: the plan extrapolates the repetition law", B, cap, max(ccfg.passes))
+            cap = None
+        caps.append(cap)
+    return caps
+
+
 def _check_epochs(ccfg: CurateConfig, tokens: float, unique: int, unit: str) -> None:
     """Refuse a budget whose largest frontier multiple implies more than ``MAX_PASSES`` passes over
     all the curated sources' data; warn past 4 (data sufficiency) — both before any work."""
@@ -472,10 +498,11 @@ def fit_stage(ccfg: CurateConfig, runs: pd.DataFrame, pools: dict, n_target: int
     X = runs[["pool", "n", "S"]].reset_index(drop=True)
     metric = runs["metric"].to_numpy(dtype=float)
     y = np.clip(1.0 - metric, 0.5 / n_target, None) if greater_is_better else metric  # a perfect score is < 1 error
-    # three best grid starts and capped iterations: the Huber loss (delta 1e-3) is nearly L1 and the
-    # full grid of starts took 40 s on the digits runs for a 0.5% lower cost (2 cores)
+    # three best grid starts: the Huber loss (delta 1e-3) is nearly L1 and the full grid of starts took
+    # 40 s on the digits runs for a 0.5% lower cost (2 cores); 3000 iterations: the digits fit converges
+    # at ~2750 (3 s), where 300 stopped short and the summary flagged the law as not converged
     bounds = None if ccfg.floor_cap is None else {"d": (0.0, ccfg.floor_cap * float(y.min()))}
-    law = QualityQuantity(n_starts=3, max_iter=300, tol=1e-9, n_bootstrap=ccfg.n_bootstrap, seed=seed, bounds=bounds)
+    law = QualityQuantity(n_starts=3, max_iter=3000, tol=1e-9, n_bootstrap=ccfg.n_bootstrap, seed=seed, bounds=bounds)
     with warnings.catch_warnings(record=True) as caught, threadpool_limits(1):
         # one BLAS thread: L-BFGS-B on this small problem took 11 s with two threads, 0.3 s with one
         warnings.simplefilter("always", ConvergenceWarning)
@@ -757,10 +784,12 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     # the optimizer reads thresholds off one score per unit: a document's score once per token
     unit_scores = {n: np.repeat(v, unit_sizes[n]) for n, v in scored.items()} if unit_sizes else scored
     data_keys = _data_fingerprints(features, target_features)
+    budgets = [tokens * m for m in ccfg.frontier]
+    caps = epoch_caps(ccfg, [tokens] + budgets, available, constraints)  # of the deduplicated sources
     plan = edited_plan(run_dir, available)
     if plan is None:
         plan = optimize_mixture(predictor, tokens=tokens, sources=available, seed=seed, scores=unit_scores,
-                                n_starts=ccfg.n_starts, level=ccfg.level, **constraints)
+                                n_starts=ccfg.n_starts, level=ccfg.level, **{**constraints, "max_epochs": caps[0]})
         plan.provenance["law"] = {"name": "QualityQuantity", "form": law.form, "converged": bool(law.converged_)}
         plan.provenance["inputs_data"] = dict(data_keys)
         write_plan(run_dir, plan)
@@ -771,10 +800,10 @@ def run(cfg, run_dir: RunDir, *, progress: bool = True, options: dict | None = N
     metrics["data_sufficiency"] = data_sufficiency(plan, available, runs, trainer.unit)
     for line in metrics["data_sufficiency"]["warnings"]:
         logger.warning("%s", line)
-    budgets = [tokens * m for m in ccfg.frontier]
     frontier = threshold_curve(predictor, budgets, sources=available, seed=seed,
-                               **{k: v for k, v in constraints.items() if k != "thresholds"},
-                               thresholds=constraints["thresholds"], n_starts=max(2, ccfg.n_starts // 2))
+                               **{k: v for k, v in constraints.items() if k not in ("thresholds", "max_epochs")},
+                               max_epochs=caps[1:], thresholds=constraints["thresholds"],
+                               n_starts=max(2, ccfg.n_starts // 2))
     write_text(run_dir.path("frontier.csv"), frontier.to_frame().to_csv(index=False, float_format="%.10g"))
     metrics["plan"] = plan.to_dict()
     metrics["frontier"] = frontier.to_frame().to_dict(orient="list")
@@ -981,10 +1010,12 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, mixtures, predi
         "threshold_curve": plot_frontier(frontier, chosen=tokens, metric=metric, unit=trainer.unit),
         "mixture": plot_mixture(plan),
     }
+    cap = plan.provenance.get("max_epochs")
     inputs = {
         f"compute budget ({trainer.unit} seen)": tokens,
         "money budget": ccfg.budget,
-        "max_epochs": ccfg.max_epochs,
+        "max_epochs": ccfg.max_epochs if ccfg.max_epochs is not None or cap is None else
+        f"{cap:g} (default: the most passes the pool runs measure)",
         "min_ratio": ccfg.min_ratio,
         "max_ratio": ccfg.max_ratio,
         "filtered sources": resolved["filtered"],

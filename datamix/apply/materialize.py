@@ -62,7 +62,9 @@ def select_rows(scores: np.ndarray, keep_fraction: float, epochs: float, *, seed
         Chooses which kept rows get the extra repetition when ``epochs`` is fractional.
     sizes : ndarray of shape (n_samples,), optional
         Units of every row (e.g. tokens of a document): the keep-fraction is then a share of the
-        units (the best rows until their units reach it), not of the rows.
+        units (the best rows until their units reach it), not of the rows, and the units seen stay
+        ``epochs * keep_fraction * sizes.sum()`` however whole rows round that share (the passes
+        over the kept rows shrink accordingly).
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1 or not np.isfinite(scores).all():
@@ -80,6 +82,7 @@ def select_rows(scores: np.ndarray, keep_fraction: float, epochs: float, *, seed
             raise ValueError(f"sizes of source {name!r} must be positive, one per row ({scores.size})")
         cum = np.cumsum(sizes[order])
         n_keep = int(min(len(scores), np.searchsorted(cum, keep_fraction * cum[-1] * (1 - 1e-9)) + 1))
+        epochs = epochs * keep_fraction * cum[-1] / cum[n_keep - 1]
     rows = np.sort(order[:n_keep])
     total = int(round(epochs * n_keep))
     repeats = np.full(n_keep, total // n_keep, dtype=np.int64)

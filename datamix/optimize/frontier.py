@@ -92,7 +92,8 @@ def threshold_curve(predictor, budgets: Sequence[float], *, sources, ratios: Map
         each. Default: keep-fractions optimised continuously.
     seed : int, default=0
     **constraints
-        Passed to :func:`~datamix.optimize.optimize_mixture` (``max_epochs``, ``min_ratio``, ...).
+        Passed to :func:`~datamix.optimize.optimize_mixture` (``max_epochs``, ``min_ratio``, ...);
+        ``max_epochs`` may also be a sequence, one cap per budget.
 
     Returns
     -------
@@ -113,6 +114,10 @@ def threshold_curve(predictor, budgets: Sequence[float], *, sources, ratios: Map
         raise ValueError(f"{type(predictor).__name__} does not model keep-fractions (no q in predict); "
                          "a threshold curve needs a predictor such as QualityPredictor")
     B = _check_budgets(budgets)
+    caps = constraints.pop("max_epochs", None)
+    caps = list(caps) if np.ndim(caps) == 1 else [caps] * B.size
+    if len(caps) != B.size:
+        raise ValueError(f"max_epochs holds {len(caps)} caps for {B.size} budgets; give one per budget or a number")
     names = [str(n) for n in predictor.sources_]
     if ratios is not None:
         unknown = sorted(set(ratios) - set(names))
@@ -129,9 +134,9 @@ def threshold_curve(predictor, budgets: Sequence[float], *, sources, ratios: Map
     rows = []
     if candidates is None:
         thresholds = constraints.pop("thresholds", True)
-        for N in B:
+        for N, cap in zip(B, caps):
             plan = optimize_mixture(predictor, tokens=N, sources=sources, thresholds=thresholds, seed=seed,
-                                    **constraints)
+                                    max_epochs=cap, **constraints)
             rows.append(_row(plan, names))
         mode = "continuous"
     else:
@@ -144,7 +149,7 @@ def threshold_curve(predictor, budgets: Sequence[float], *, sources, ratios: Map
                 raise ValueError(f"candidates[{n!r}] must be keep-fractions in (0, 1], got {candidates.get(n)}")
         combos = np.array(list(itertools.product(*grids)))
         sign = 1.0 if predictor.greater_is_better else -1.0
-        for N in B:
+        for N, cap in zip(B, caps):
             if p_fixed is not None:
                 P = np.broadcast_to(p_fixed, combos.shape)
                 values = np.asarray(predictor.predict(P, N, q=combos), dtype=np.float64).reshape(-1)
@@ -154,7 +159,7 @@ def threshold_curve(predictor, budgets: Sequence[float], *, sources, ratios: Map
                 best = None
                 for qc in combos:
                     plan = optimize_mixture(predictor, tokens=N, sources=sources, seed=seed,
-                                            thresholds=dict(zip(names, qc)), **constraints)
+                                            thresholds=dict(zip(names, qc)), max_epochs=cap, **constraints)
                     if best is None or sign * plan.predicted > sign * best.predicted:
                         best = plan
                 rows.append(_row(best, names))

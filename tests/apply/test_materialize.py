@@ -24,6 +24,16 @@ def test_select_rows_counts_and_ties():
     assert sel.repeats.sum() == 2 and len(sel.rows) == 2
 
 
+def test_select_rows_by_units_keeps_the_units_seen():
+    # ten documents of 100 units, best last; keep 0.25 of 1000 units = 250: three whole documents (300)
+    sizes, scores = np.full(10, 100.0), np.arange(10.0)
+    sel = select_rows(scores, 0.25, 2.0, sizes=sizes)
+    np.testing.assert_array_equal(sel.rows, [7, 8, 9])
+    # 2 epochs of the 250 planned units: 500 seen, 5 documents' worth (not 2 passes over 300 = 600)
+    assert (sel.repeats * sizes[sel.rows]).sum() == 500
+    assert sorted(sel.repeats.tolist()) == [1, 2, 2]
+
+
 @pytest.mark.parametrize("args,match", [((np.ones(3), 0.0, 1.0), "keep_fraction=0.0"),
                                         ((np.ones(3), 0.5, -1.0), "epochs=-1.0"),
                                         ((np.array([1.0, np.nan]), 0.5, 1.0), "finite")])

@@ -95,6 +95,21 @@ def test_more_compute_picks_more_data():
     assert front.mode == "continuous"
 
 
+def test_a_cap_per_budget_holds_at_each_budget():
+    # the best bucket (fast decay) would be repeated at every budget; a cap per budget bounds its
+    # epochs there and forces more data in where it binds, as the measured horizon does in curate
+    params = {"a": 1.0, "d": 0.05, "b[q0]": -0.35, "tau[q0]": 50.0, "b[q1]": -0.25, "tau[q1]": 50.0}
+    pred = QualityPredictor(QualityQuantity.from_params(params), pools={"web": {"q0": 1000.0, "q1": 1000.0}}).fit()
+    budgets = [4_000, 16_000]
+    free = threshold_curve(pred, budgets, sources={"web": 2000}, n_starts=3)
+    assert free.epochs[:, 0].max() > 2.5  # uncapped: past 2 epochs at both budgets
+    capped = threshold_curve(pred, budgets, sources={"web": 2000}, n_starts=3, max_epochs=[2.0, 8.0])
+    assert capped.epochs[0, 0] <= 2.0 + 1e-6 and capped.epochs[1, 0] <= 8.0 + 1e-6
+    assert capped.keep("web")[0] >= 4_000 / (2.0 * 2000) - 1e-6  # 2 epochs of 4000 seen: at least 2000 kept
+    with pytest.raises(ValueError, match="max_epochs holds 1 caps for 2 budgets"):
+        threshold_curve(pred, budgets, sources={"web": 2000}, max_epochs=[2.0])
+
+
 def test_frontier_table_and_errors(two_sources):
     front = threshold_curve(two_sources, [2_000, 20_000], sources={"web": 6000, "books": 500}, n_starts=2)
     df = front.to_frame()

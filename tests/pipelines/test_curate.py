@@ -78,10 +78,12 @@ def test_the_plan_holds_its_constraints_and_is_applied(done):
     manifest = json.loads((out / "curated" / "manifest.json").read_text())
     for name, info in manifest["sources"].items():
         kept = plan.provenance["kept"][name]
-        assert info["unique"] == kept
         assert info["samples"] == round(plan.epochs[name] * kept)
+        assert info["unique"] == min(kept, info["samples"])  # under one epoch: a share of the kept samples
         assert info["threshold"] == plan.thresholds[name]
     assert manifest["total_samples"] == pytest.approx(4000, abs=len(manifest["sources"]))
+    # no source repeated past the 2 passes the pool runs measured (the default epoch cap)
+    assert plan.provenance["max_epochs"] == 2.0 and max(plan.epochs.values()) <= 2 + 1e-9
 
 
 def test_the_real_check_is_measured_and_reported(done):
@@ -259,3 +261,20 @@ def test_compare_plan_calls_ties_within_two_standard_errors_and_spots_the_same_m
     assert check["uniform"]["outcome"] == "better" and check["uniform"]["difference"] == pytest.approx(0.1)
     assert check["only b"]["outcome"] == "tie"  # 0.005 apart, two s.e. = 2 * sqrt((1e-4 + 1e-4) / 2) = 0.02
     assert check["best single source"]["source"] == "b"
+
+
+def test_the_epoch_cap_is_the_measured_horizon_unless_the_budget_needs_more(caplog):
+    from datamix.config import CurateConfig
+
+    available = {"a": 1000, "b": 3000}
+    free = {"min_ratio": 0.0, "max_ratio": None, "thresholds": True}
+    ccfg = CurateConfig(passes=[0.5, 1, 4])
+    # 4 passes measured; 32k seen over 4k unique needs 8 passes of everything
+    assert curate.epoch_caps(ccfg, [1000, 16_000, 32_000], available, free) == [4, 4, 8]
+    assert curate.epoch_caps(CurateConfig(passes=[1, 4], max_epochs=2.5), [1000, 32_000], available, free) == [2.5, 2.5]
+    # min_ratio asks 0.5 of 'a' at 16k seen: 8 passes of it
+    assert curate.epoch_caps(ccfg, [16_000], available, {**free, "min_ratio": {"a": 0.5}}) == [8]
+    # a money budget that buys too little of 'b' (1 per sample, 500 bought): no cap, said
+    money = {**free, "budget": 500.0, "prices": {"b": 1.0}}
+    assert curate.epoch_caps(ccfg, [16_000], available, money) == [None]
+    assert "the plan extrapolates the repetition law" in caplog.text
