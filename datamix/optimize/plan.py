@@ -103,11 +103,12 @@ def check_plan(plan: "Plan", available: dict, *, where: str = "plan", rtol: floa
             raise ValueError(f"{where}: epochs.{n} = {e!r} with ratios.{n} = {plan.ratios[n]!r}: a source is "
                              "trained on (epochs > 0) exactly when its ratio is > 0")
     cap = plan.provenance.get("max_epochs")
-    implied = {n: plan.epochs[n] * _kept(plan, available, n) / plan.ratios[n] for n in used
-               if cap is None or plan.epochs[n] < float(cap) * (1 - 1e-9)}
-    if implied:
-        top = max(implied.values())
-        off = {n: t for n, t in implied.items() if t < top * (1 - rtol)}
+    implied = {n: plan.epochs[n] * _kept(plan, available, n) / plan.ratios[n] for n in used}
+    capped = {n for n in used if cap is not None and abs(plan.epochs[n] - float(cap)) <= rtol * float(cap)}
+    if len(capped) < len(implied):
+        top = max(t for n, t in implied.items() if n not in capped)
+        off = {n: t for n, t in implied.items()
+               if t > top * (1 + rtol) or (n not in capped and t < top * (1 - rtol))}
         if off:
             shown = ", ".join(f"{n}: {t:.6g}" for n, t in implied.items())
             raise ValueError(f"{where}: epochs do not agree with the ratios and keep_fractions: the tokens they "

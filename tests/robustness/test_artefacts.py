@@ -97,6 +97,17 @@ def test_a_plan_without_epochs_gets_them_from_its_ratios():
     assert plan.epochs == {"a": 0.75, "b": 1.5}
 
 
+def test_a_source_held_at_the_plans_epoch_cap_may_imply_fewer_tokens_but_no_more():
+    # b, held at the cap of 2 epochs, supplies 20 of the 40 tokens its ratio would ask: accepted
+    capped = {"ratios": {"a": 0.5, "b": 0.5}, "provenance": {"max_epochs": 2.0}}
+    assert check_plan(Plan(**capped, epochs={"a": 1.0, "b": 2.0}), {"a": 20, "b": 10}).epochs["b"] == 2.0
+    with pytest.raises(ValueError, match=r"epochs do not agree .*a: 40, b: 60"):  # b past its cap, implying more
+        check_plan(Plan(**capped, epochs={"a": 1.0, "b": 3.0}), {"a": 20, "b": 10})
+    with pytest.raises(ValueError, match=r"epochs do not agree .*a: 40, b: 60"):  # at the cap, still more
+        check_plan(Plan(ratios={"a": 0.5, "b": 0.5}, provenance={"max_epochs": 3.0}, epochs={"a": 1.0, "b": 3.0}),
+                   {"a": 20, "b": 10})
+
+
 def test_logistic_repeats_are_weights_not_copies():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(30, 3)), np.arange(30) % 2
