@@ -243,6 +243,9 @@ class QualityPredictor(BaseEstimator):
     mixture_residuals_ : ndarray of shape (n_mixtures,)
         Leave-one-out errors (absolute log ratios of the error) of the corrected prediction on the
         mixture runs; they spread the intervals of mixtures (empty without mixture runs).
+    mixture_sizes_ : ndarray
+        Samples seen (``n``) of the mixture runs; at any other size a mixture's interval adds the
+        law's own residuals on its pool runs to these errors (empty without mixture runs).
     greater_is_better : bool
 
     Examples
@@ -346,7 +349,7 @@ class QualityPredictor(BaseEstimator):
                    "shares": torch.tensor(S, dtype=_DT), "b": torch.tensor(B, dtype=_DT),
                    "tau": torch.tensor(Tau, dtype=_DT)}
         self._gamma = None
-        self.interactions_, self.mixture_residuals_ = {}, np.zeros(0)
+        self.interactions_, self.mixture_residuals_, self.mixture_sizes_ = {}, np.zeros(0), np.zeros(0)
         if mixtures is not None:
             self._fit_interactions(mixtures)
         return self
@@ -383,6 +386,7 @@ class QualityPredictor(BaseEstimator):
         i, j = np.triu_indices(len(self.sources_), k=1)
         self.interactions_ = {f"{self.sources_[a]}*{self.sources_[b]}": float(g) for a, b, g in zip(i, j, gamma)}
         self.mixture_residuals_ = loo[mixed]
+        self.mixture_sizes_ = np.unique(N[mixed])
         self._gamma = torch.tensor(gamma, dtype=_DT)
 
     # -- evaluation ---------------------------------------------------------------------------------
@@ -480,8 +484,9 @@ class QualityPredictor(BaseEstimator):
         """Prediction interval: the law's bootstrap refits, each spread by the model's own errors
         (:func:`~datamix.laws.base.calibrated_interval`, in the law's error space) — the law's
         residuals on its pool runs for one source, the leave-one-out errors on the mixture runs
-        (both signs) for a mixture when the interaction term is fitted — so that it covers the
-        model's error and not only its parameters', and widened past the runs' range as the law's
+        (both signs) for a mixture when the interaction term is fitted, plus the pool runs' residuals
+        where ``N`` is not a size the mixtures were run at — so that it covers the model's error and
+        not only its parameters', and widened past the runs' range as the law's
         own intervals are (:meth:`extrapolation`); always contains :meth:`predict`. Needs a law
         fitted on data: (nan, nan) for one made with ``from_params``.
         """
@@ -503,7 +508,11 @@ class QualityPredictor(BaseEstimator):
         err = np.array([1.0 - point if flip else point])
         if self.mixture_residuals_.size and int((P > 0).sum()) >= 2:
             m = np.concatenate([self.mixture_residuals_, -self.mixture_residuals_])
-            r = m if multiplicative else err[0] * np.expm1(m)
+            m = m if multiplicative else err[0] * np.expm1(m)
+            measured = np.isclose(float(N), self.mixture_sizes_, rtol=0.01).any()
+            # the interaction term is measured at the mixture runs' sizes only: elsewhere the law's
+            # own error on its pool runs adds to the mixture's (every pair of the two residuals)
+            r = m if measured else (m[:, None] + r[None, :]).reshape(-1)
         lo, hi = calibrated_interval((1.0 - vals if flip else vals)[:, None], err, r, level,
                                      multiplicative=multiplicative)
         lo, hi = self.law_._widened(err, lo, hi, self.extrapolation(p, N, q), level)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from datamix.laws import QualityQuantity
+from datamix.laws.base import calibrated_interval
 from datamix.predict.laws import QualityPredictor, pair_products
 
 PARAMS = {"a": 1.0, "d": 0.0, "b[a]": -0.3, "b[b]": -0.2, "b[c]": -0.25, "tau[a]": 2.0, "tau[b]": 3.0,
@@ -88,6 +89,18 @@ def test_interval_of_a_mixture_covers_its_leave_one_out_error(rng):
     assert lo < point < hi
     assert np.log(hi / lo) >= 0.9 * 2 * np.quantile(fitted.mixture_residuals_, 0.5)
     assert fitted.predict_interval([1.0, 0.0, 0.0], 3e5) == base.predict_interval([1.0, 0.0, 0.0], 3e5)
+    # at a size no mixture was run at, the law's own residuals on its pool runs add to the mixture's
+    assert fitted.mixture_sizes_.tolist() == [3e5]
+    p, n = np.array([0.4, 0.3, 0.3]), 1e5
+    assert not fitted.extrapolation(p, n).any()  # inside the pool runs: no held-out-scale widening
+    with torch.no_grad():
+        boot = np.array([float(fitted.predict_torch(torch.tensor(p), n, params=t)) for t in law.bootstrap_params()])
+    m = np.concatenate([fitted.mixture_residuals_, -fitted.mixture_residuals_])
+    both = (m[:, None] + law._residuals()[0][None, :]).ravel()
+    expected = calibrated_interval(boot[:, None], np.array([fitted.predict(p, n)]), both, 0.9)
+    np.testing.assert_allclose(fitted.predict_interval(p, n, level=0.9), np.ravel(expected), rtol=1e-10)
+    at_runs = calibrated_interval(boot[:, None], np.array([fitted.predict(p, n)]), m, 0.9)
+    assert not np.allclose(expected, at_runs)
 
 
 def test_bad_mixture_runs_are_named(plain):
