@@ -174,7 +174,9 @@ class PurchaseConfig(_Strict):
     random ones); seeds : training seeds per mixture; trainer : :class:`~datamix.proxy.runs.ProxyTrainer`
     options; predictor : :class:`PredictorConfig`; level : coverage of the prediction interval;
     max_iter : SLSQP iterations per start of the purchase search; verify : for bundled data, train on the
-    purchase to measure it.
+    purchase to measure it; dedup_eps : revealed samples with cosine similarity above ``1 - eps`` are
+    copies of one sample, from which each offer's distinct samples are estimated and a purchase is
+    predicted at the distinct samples it buys (:mod:`datamix.predict.distinct`; null: every sample distinct).
     """
 
     budget: float = Field(gt=0)
@@ -188,6 +190,7 @@ class PurchaseConfig(_Strict):
     level: float = Field(default=0.9, gt=0, lt=1)
     max_iter: int = Field(default=50, ge=1)
     verify: bool = True
+    dedup_eps: float | None = Field(default=0.01, gt=0, lt=2)
 
     @field_validator("sizes")
     @classmethod

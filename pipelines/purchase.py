@@ -83,6 +83,24 @@ def _alternatives(names, prices, offers, budget) -> dict:
     return {k: dict(zip(names, v.tolist())) for k, v in out.items() if v.sum() > 0}
 
 
+def offer_distinct(features: dict, offers: dict, eps: float | None, *, seed: int = 0) -> dict:
+    """Distinct samples in each offer, estimated from its revealed embeddings (``features[name][0]``):
+    SemDeDup groups at ``eps`` and the Chao-Lin bound (:mod:`datamix.predict.distinct`); every
+    offer in full when ``eps`` is None."""
+    from datamix.predict.distinct import distinct_in_offer, duplicate_groups
+
+    if eps is None:
+        return {n: float(offers[n]) for n in offers}
+    out = {}
+    for n in offers:
+        try:
+            out[n] = distinct_in_offer(duplicate_groups(features[n][0], eps, seed=seed), offers[n])
+        except ValueError as exc:
+            raise ValueError(f"source {n!r}: its revealed samples cannot be grouped into copies ({exc}); "
+                             "set purchase.dedup_eps: null to count every sample as distinct") from None
+    return out
+
+
 def cross_validate(make, features: dict, runs, names: list, sizes: list, level: float, *, folds: int = 5,
                    seed: int = 0) -> dict:
     """The predictor checked on the revealed runs alone, no oracle: its error and the coverage of
@@ -208,6 +226,8 @@ def _report(run_dir, plan, loo, points: dict, metrics: dict, pcfg, prices: dict,
              "samples": pt["size"], "predicted": pt["predicted"], "lo": pt["interval"][0], "hi": pt["interval"][1],
              "measured": pt.get("measured"), "measured_std": pt.get("measured_std")} for label, pt in points.items()]
     inputs = {"money budget": pcfg.budget, "prices per sample": prices, "offers (samples)": offers,
+              "distinct samples in each offer (estimated from its reveal; purchases are predicted at the "
+              "distinct samples they buy)": {n: v["distinct"] for n, v in metrics["sources"].items()},
               "owned sources (price 0, used in full)": ", ".join((metrics.get("owned") or {}).get("sources", [])) or "none",
               "revealed training sizes": pcfg.sizes, "mixtures measured": metrics["runs"]["total"],
               "proxy trainer": plan.provenance.get("trainer"),
@@ -286,6 +306,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     # imported here, not at the top: datamix.config may import PurchaseConfig from this module, and
     # datamix.run imports datamix.config
     from datamix.predict import OTPredictor, plan_purchase
+    from datamix.predict.distinct import DistinctSamples
     from datamix.proxy.runs import MixtureRunner
     from datamix.run import check_until, embed_stage, load_features, load_sources, stage_done
 
@@ -301,6 +322,12 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     # embed (the shared, resumable stage: vectors pass through, text and images use embed.model)
     embedded = embed_stage(cfg, run_dir, chosen + [target], progress=progress)
     features = {s.name: load_features(run_dir, s) for s in chosen}
+    distinct = offer_distinct(features, offers, pcfg.dedup_eps, seed=cfg.seed)  # estimated from the reveals
+    for n in names:
+        if distinct[n] < 0.9 * offers[n]:
+            logger.warning("offer %r: its %d revealed samples hold duplicates; an estimated %.0f of its %d samples "
+                           "are distinct: buying more of it buys repeats", n, len(features[n][0]), distinct[n],
+                           offers[n])
 
     # measure
     runner = MixtureRunner(chosen, load_features(run_dir, target), trainer=trainer, table=run_dir.path("runs.csv"),
@@ -313,7 +340,8 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
         "pipeline": "purchase",
         "purchase_config": pcfg.model_dump(mode="json"),
         "embed": embedded,
-        "sources": {s.name: {"revealed": len(s), "offer_size": s.total_size, "price": prices[s.name]} for s in chosen},
+        "sources": {s.name: {"revealed": len(s), "offer_size": s.total_size, "price": prices[s.name],
+                             "distinct": round(distinct[s.name], 1)} for s in chosen},
         "runs": {"total": int(len(runs)), "trained": int((~runs["reused"]).sum()),
                  "reused": int(runs["reused"].sum()), "seconds": round(t_measure, 3)},
         "stages_done": [],
@@ -333,7 +361,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     # fit
     X_t, y_t = runner.target_arrays
     predictor = OTPredictor(target=(X_t, y_t), sizes=pcfg.sizes, seed=cfg.seed, **pcfg.predictor.model_dump())
-    predictor.fit(features, runs)
+    fitted = predictor.fit(features, runs)
     loo = predictor.loo_predictions()
     write_text(run_dir.path("predictions.csv"), loo.to_csv(index=False, float_format="%.6g"))
     loo_mae = float(np.mean(np.abs(loo["measured"] - loo["predicted"])))
@@ -347,6 +375,9 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
                     round(100 * cv["coverage"]), cv["runs"], round(100 * pcfg.level))
     if stop("fit"):
         return metrics
+
+    # a purchase is predicted at the distinct samples it buys
+    predictor = DistinctSamples(predictor, offers=offers, distinct=distinct)
 
     # plan: owned data (price 0) in full, unless the prediction says it hurts beyond the plan's interval
     owned = [n for n in names if prices[n] == 0]
@@ -385,12 +416,12 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
         ratios=choice.ratios, keep_fractions={n: 1.0 for n in names}, thresholds={},
         epochs={n: 1.0 for n in names}, buy=choice.buy, predicted=choice.predicted, interval=interval,
         provenance={"datamix_version": __version__, "inputs": inputs, "seed": cfg.seed, "pipeline": "purchase",
-                    "predictor": "OTPredictor", "form": pcfg.predictor.form, "sizes": predictor.sizes_.tolist(),
-                    "extrapolation": predictor.extrapolation_, "trainer": trainer.signature,
+                    "predictor": "OTPredictor", "form": pcfg.predictor.form, "sizes": fitted.sizes_.tolist(),
+                    "extrapolation": fitted.extrapolation_, "trainer": trainer.signature, "distinct": distinct,
                     "size": choice.size, "cost": round(choice.cost, 6), "budget": pcfg.budget, "level": pcfg.level,
                     "greater_is_better": predictor.greater_is_better,
                     "stage1": {str(N): {"coef": f.coef.tolist(), "intercept": f.intercept, "alpha": f.alpha}
-                               for N, f in predictor.stage1_.items()}},
+                               for N, f in fitted.stage1_.items()}},
     )
     plan.to_yaml(run_dir.path("plan.yaml"))
     plan.to_json(run_dir.path("plan.json"))

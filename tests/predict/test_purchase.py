@@ -80,6 +80,8 @@ def test_purchase_config_errors(tmp_path):
         PurchaseConfig(budget=1.0, bugdet=2.0)
     with pytest.raises(ValueError, match="sizes"):
         PurchaseConfig(budget=1.0, sizes=[0, 10])
+    with pytest.raises(ValueError, match="dedup_eps"):
+        PurchaseConfig(budget=1.0, dedup_eps=0.0)
     with pytest.raises(ValueError, match="unknown source"):
         run(config({**SMALL, "sources": ["clean", "nope"]}), RunDir(tmp_path / "x"))
     with pytest.raises(ValueError, match=r"sizes goes up to 250 .*clean 200.*<= 200"):
@@ -143,6 +145,35 @@ def test_owned_data_is_used_in_full_and_every_alternative_is_compared(tmp_path):
     decision = metrics["decision"]
     assert "owned data alone" in decision
     assert decision.startswith(("no purchase is clearly worth its price", "buy {"))
+
+
+def test_an_offer_of_copies_is_predicted_at_its_distinct_samples(tmp_path, caplog):
+    """near_dup holds 150 digits ten times each: from its 20% reveal the pipeline estimates ~150
+    distinct samples of 1500 and predicts buying all of it at those; with dedup_eps null it is
+    predicted as 1500 distinct samples, higher."""
+    small = {**SMALL, "sources": ["clean", "near_dup"], "budget": 150.0, "verify": False}
+    aware = run(config(small), RunDir(tmp_path / "aware"), progress=False)
+    assert 130 <= aware["sources"]["near_dup"]["distinct"] <= 175
+    assert aware["sources"]["clean"]["distinct"] == aware["sources"]["clean"]["offer_size"]
+    assert "offer 'near_dup': its 300 revealed samples hold duplicates" in caplog.text
+    assert aware["plan"]["provenance"]["distinct"]["near_dup"] == pytest.approx(aware["sources"]["near_dup"]["distinct"], abs=0.05)
+    naive = run(config({**small, "dedup_eps": None}), RunDir(tmp_path / "naive"), progress=False)
+    assert naive["sources"]["near_dup"]["distinct"] == 1500
+    only = "only near_dup"
+    assert aware["compared"][only]["buy"] == naive["compared"][only]["buy"] == {"clean": 0, "near_dup": 1500}
+    assert aware["compared"][only]["predicted"] < naive["compared"][only]["predicted"] - 0.02
+    assert "distinct samples in each offer" in (tmp_path / "aware" / "report.md").read_text()
+
+
+def test_revealed_samples_that_cannot_be_grouped_are_refused_by_source():
+    from pipelines.purchase import offer_distinct
+
+    X = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    X[3] = 0.0  # no direction: no cosine similarity
+    with pytest.raises(ValueError, match=r"source 'a': its revealed samples cannot be grouped.*zero vectors.*"
+                                         r"dedup_eps: null"):
+        offer_distinct({"a": (X, None)}, {"a": 20}, 0.01)
+    assert offer_distinct({"a": (X, None)}, {"a": 20}, None) == {"a": 20.0}
 
 
 def test_cross_validation_holds_out_the_largest_size_and_folds_of_mixtures():
