@@ -361,7 +361,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     # fit
     X_t, y_t = runner.target_arrays
     predictor = OTPredictor(target=(X_t, y_t), sizes=pcfg.sizes, seed=cfg.seed, **pcfg.predictor.model_dump())
-    fitted = predictor.fit(features, runs)
+    predictor.fit(features, runs)
     loo = predictor.loo_predictions()
     write_text(run_dir.path("predictions.csv"), loo.to_csv(index=False, float_format="%.6g"))
     loo_mae = float(np.mean(np.abs(loo["measured"] - loo["predicted"])))
@@ -377,16 +377,16 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
         return metrics
 
     # a purchase is predicted at the distinct samples it buys
-    predictor = DistinctSamples(predictor, offers=offers, distinct=distinct)
+    buyer = DistinctSamples(predictor, offers=offers, distinct=distinct)
 
     # plan: owned data (price 0) in full, unless the prediction says it hurts beyond the plan's interval
     owned = [n for n in names if prices[n] == 0]
-    choice = plan_purchase(predictor, prices=prices, offers=offers, budget=pcfg.budget, max_iter=pcfg.max_iter,
+    choice = plan_purchase(buyer, prices=prices, offers=offers, budget=pcfg.budget, max_iter=pcfg.max_iter,
                            owned=owned)
     ratios = np.array([choice.ratios[n] for n in names])
-    interval = predictor.predict_interval(ratios, choice.size, level=pcfg.level)
+    interval = buyer.predict_interval(ratios, choice.size, level=pcfg.level)
     if owned:
-        free = plan_purchase(predictor, prices=prices, offers=offers, budget=pcfg.budget, max_iter=pcfg.max_iter)
+        free = plan_purchase(buyer, prices=prices, offers=offers, budget=pcfg.budget, max_iter=pcfg.max_iter)
         beyond = free.predicted > interval[1] if predictor.greater_is_better else free.predicted < interval[0]
         metrics["owned"] = {"sources": owned, "used_in_full": not beyond, "partial_use_predicted": free.predicted}
         if beyond:
@@ -394,7 +394,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
                            "(%.4g, %.4g) of using it all", free.buy, free.predicted, *interval)
             choice = free
             ratios = np.array([choice.ratios[n] for n in names])
-            interval = predictor.predict_interval(ratios, choice.size, level=pcfg.level)
+            interval = buyer.predict_interval(ratios, choice.size, level=pcfg.level)
     factor = choice.size / max(pcfg.sizes)
     if factor > 4:
         logger.warning("the plan trains on %d samples, %.1fx the largest revealed size %d: stage 2 extrapolates "
@@ -407,8 +407,8 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
         n = sum(buy.values())
         p = np.array([buy[k] for k in names]) / n
         points[label] = {"buy": buy, "size": int(n), "cost": round(sum(prices[k] * buy[k] for k in names), 6),
-                         "predicted": float(predictor.predict(p, n)),
-                         "interval": [float(v) for v in predictor.predict_interval(p, n, level=pcfg.level)]}
+                         "predicted": float(buyer.predict(p, n)),
+                         "interval": [float(v) for v in buyer.predict_interval(p, n, level=pcfg.level)]}
     from datamix.optimize import Plan, fingerprint
 
     inputs = fingerprint(np.array([runner.data_key, trainer.signature], dtype=object))[:16]
@@ -416,12 +416,12 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
         ratios=choice.ratios, keep_fractions={n: 1.0 for n in names}, thresholds={},
         epochs={n: 1.0 for n in names}, buy=choice.buy, predicted=choice.predicted, interval=interval,
         provenance={"datamix_version": __version__, "inputs": inputs, "seed": cfg.seed, "pipeline": "purchase",
-                    "predictor": "OTPredictor", "form": pcfg.predictor.form, "sizes": fitted.sizes_.tolist(),
-                    "extrapolation": fitted.extrapolation_, "trainer": trainer.signature, "distinct": distinct,
+                    "predictor": "OTPredictor", "form": pcfg.predictor.form, "sizes": predictor.sizes_.tolist(),
+                    "extrapolation": predictor.extrapolation_, "trainer": trainer.signature, "distinct": distinct,
                     "size": choice.size, "cost": round(choice.cost, 6), "budget": pcfg.budget, "level": pcfg.level,
                     "greater_is_better": predictor.greater_is_better,
                     "stage1": {str(N): {"coef": f.coef.tolist(), "intercept": f.intercept, "alpha": f.alpha}
-                               for N, f in fitted.stage1_.items()}},
+                               for N, f in predictor.stage1_.items()}},
     )
     plan.to_yaml(run_dir.path("plan.yaml"))
     plan.to_json(run_dir.path("plan.json"))
