@@ -135,9 +135,8 @@ class DistinctSamples(BaseEstimator):
         return M, np.minimum(D, M)
 
     def _distinct(self, p, N):
-        M, D = self._arrays()
-        u, du = expected_distinct(np.asarray(p, dtype=float) * float(N), M, D)
-        return u, du
+        """:func:`expected_distinct` of the ``p N`` samples bought, and its derivative."""
+        return expected_distinct(np.asarray(p, dtype=float) * float(N), *self._arrays())
 
     def predict(self, p, N) -> float:
         """Predicted metric of ``N`` samples bought in ratios ``p`` (shape (n_sources,))."""
