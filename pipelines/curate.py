@@ -560,7 +560,8 @@ def _predicted(ccfg: CurateConfig, predictor, names, mix: dict, tokens: float) -
     q = np.array([mix[n][1] for n in names])
     lo, hi = predictor.predict_interval(p, tokens, q=q, level=ccfg.level)
     return {"ratios": dict(zip(names, p.tolist())), "keep_fractions": dict(zip(names, q.tolist())),
-            "predicted": float(predictor.predict(p, tokens, q=q)), "interval": [lo, hi]}
+            "predicted": float(predictor.predict(p, tokens, q=q)), "interval": [lo, hi],
+            "interval_calibrated": predictor.calibrated(p, tokens, q=q)}
 
 
 def predict_stage(ccfg: CurateConfig, predictor, names, available, tokens) -> pd.DataFrame:
@@ -578,6 +579,13 @@ def verify_stage(ccfg: CurateConfig, plan, predictor, names, available, tokens, 
     """Train the proxy on the plan and on the reference mixtures at the same budget; measured metric per mixture."""
     return {label: _measured(ccfg, predictor, names, mix, tokens, data, scores, target_data, trainer, unit_sizes)
             for label, mix in reference_mixtures(names, available, tokens, plan).items()}
+
+
+def _interval_text(pred: dict) -> str:
+    """``[lo, hi]`` of a predicted mixture, marked when it lies past where the law's error was measured."""
+    lo, hi = pred["interval"]
+    return f"[{lo:.4g}, {hi:.4g}]" + ("" if pred.get("interval_calibrated", True) else " not calibrated (past "
+                                       "the pool runs farther than the law's error was checked)")
 
 
 def _measured(ccfg: CurateConfig, predictor, names, mix: dict, tokens: float, data, scores, target_data, trainer,
@@ -1000,6 +1008,7 @@ def _report(run_dir, ccfg, plan, law, X_law, y_law, pools, runs, mixtures, predi
         check = metrics.get("check") or {}
         comparisons = pd.DataFrame([{"mixture": k, f"{trainer.unit} seen": v["seen"],
                                      f"unique {trainer.unit}": v["unique"], "predicted": v["predicted"],
+                                     f"{int(round(ccfg.level * 100))}% interval": _interval_text(v),
                                      "measured": v["measured"], "measured_std": v["measured_std"],
                                      "plan vs this": check.get(k, {}).get("outcome", "")}
                                     for k, v in verified.items()])

@@ -73,7 +73,7 @@ def _alternatives(names, prices, offers, budget) -> dict:
         buy[i] = o[i] if c[i] == 0 else min(o[i], int(np.floor(left / c[i] + 1e-9)))
         left -= buy[i] * c[i]
     out["cheapest_first"] = buy
-    share = budget / len(names)
+    share = budget / max(1, int((c > 0).sum()))  # split among the offers: owned data costs nothing
     out["even_spend"] = np.array([o[i] if c[i] == 0 else min(o[i], int(np.floor(share / c[i] + 1e-9)))
                                   for i in range(len(names))])
     for i in np.flatnonzero(c > 0):
@@ -224,6 +224,7 @@ def _report(run_dir, plan, loo, points: dict, metrics: dict, pcfg, prices: dict,
 
     rows = [{"purchase": label, **{f"buy {n}": pt["buy"][n] for n in pt["buy"]}, "cost": pt["cost"],
              "samples": pt["size"], "predicted": pt["predicted"], "lo": pt["interval"][0], "hi": pt["interval"][1],
+             "interval calibrated": "yes" if pt["interval_calibrated"] else "no",
              "measured": pt.get("measured"), "measured_std": pt.get("measured_std")} for label, pt in points.items()]
     inputs = {"money budget": pcfg.budget, "prices per sample": prices, "offers (samples)": offers,
               "distinct samples in each offer (estimated from its reveal; purchases are predicted at the "
@@ -239,8 +240,11 @@ def _report(run_dir, plan, loo, points: dict, metrics: dict, pcfg, prices: dict,
               "extrapolation factor (plan size / largest revealed size)": metrics["predictor"]["extrapolation_factor"]}
     notes = [metrics["decision"],
              f"Intervals are {int(pcfg.level * 100)}% intervals of the prediction (parameter bootstrap and the size laws' "
-             "own residuals). 'measured' is a proxy training on the full offers, for bundled data only; "
-             "elsewhere the leave-one-out revealed runs in the figure are the check."]
+             "own residuals). 'interval calibrated': no where a purchase trains past the largest revealed size "
+             "farther than the held-out size check measured the extrapolation's error "
+             f"(up to {metrics['predictor']['calibrated_size']:g} distinct samples). 'measured' is a proxy training "
+             "on the full offers, for bundled data only; elsewhere the leave-one-out revealed runs in the figure are "
+             "the check."]
     return write_report(run_dir.root, plan, figures={"predicted_vs_measured": _figure(loo, points, pcfg.level)},
                         inputs=inputs, comparisons=pd.DataFrame(rows), title="datamix purchase report", notes=notes)
 
@@ -402,13 +406,15 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
                        "with the logit rule, 5-6.5 at 8x); measure larger revealed sizes if the seller allows",
                        choice.size, factor, max(pcfg.sizes))
     points = {"plan": {"buy": choice.buy, "size": choice.size, "cost": round(choice.cost, 6),
-                       "predicted": choice.predicted, "interval": list(interval)}}
+                       "predicted": choice.predicted, "interval": list(interval),
+                       "interval_calibrated": buyer.calibrated(ratios, choice.size)}}
     for label, buy in _alternatives(names, prices, offers, pcfg.budget).items():
         n = sum(buy.values())
         p = np.array([buy[k] for k in names]) / n
         points[label] = {"buy": buy, "size": int(n), "cost": round(sum(prices[k] * buy[k] for k in names), 6),
                          "predicted": float(buyer.predict(p, n)),
-                         "interval": [float(v) for v in buyer.predict_interval(p, n, level=pcfg.level)]}
+                         "interval": [float(v) for v in buyer.predict_interval(p, n, level=pcfg.level)],
+                         "interval_calibrated": buyer.calibrated(p, n)}
     from datamix.optimize import Plan, fingerprint
 
     inputs = fingerprint(np.array([runner.data_key, trainer.signature], dtype=object))[:16]
@@ -426,6 +432,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
     plan.to_yaml(run_dir.path("plan.yaml"))
     plan.to_json(run_dir.path("plan.json"))
     metrics["predictor"]["extrapolation_factor"] = round(factor, 3)
+    metrics["predictor"]["calibrated_size"] = predictor.calibrated_size_
     metrics["plan"] = plan.to_dict()
     metrics["compared"] = points
     metrics["decision"] = _decision(points, predictor.greater_is_better)

@@ -142,6 +142,8 @@ class Law(RegressorMixin, BaseEstimator):
 
     #: X column names, in array order.
     columns: tuple[str, ...] = ()
+    #: Names of the scales along which the law extrapolates (see :meth:`extrapolation`).
+    scale_names: tuple[str, ...] = ()
     #: Allowed values of the X columns (see :func:`~datamix.laws._validation.as_columns`).
     column_domain = "positive"
 
@@ -271,6 +273,7 @@ class Law(RegressorMixin, BaseEstimator):
         self._train = (Z, y, w, free)
         self._boot = None
         self._slopes = {}
+        self.calibrated_reach_ = self._reach()
         logger.debug("%s: cost %.6g after %d starts, converged=%s", type(self).__name__, self.cost_,
                      self.n_starts_, self.converged_)
         return self
@@ -294,7 +297,9 @@ class Law(RegressorMixin, BaseEstimator):
         Rows past the fitted range (:meth:`extrapolation`) are widened to at least the in-range
         residuals' ``level`` quantile plus the error growth measured by refitting on the smaller
         points and predicting the larger ones, which grows with the squared distance (held-out
-        scale calibration; computed once per level).
+        scale calibration; computed once per level). Rows farther out than those refits were
+        checked (:meth:`calibrated` False) carry that growth past anything measured: a warning
+        names how many and along which scale.
 
         Parameters
         ----------
@@ -315,7 +320,22 @@ class Law(RegressorMixin, BaseEstimator):
         r, multiplicative = self._residuals()
         point = self._model(self._theta(), Z, False)[0]
         lo, hi = calibrated_interval(preds, point, r, level, multiplicative=multiplicative)
-        return self._widened(point, lo, hi, self._distance(Z), level)
+        rho = self._distance(Z)
+        if rho is not None:
+            self._warn_uncalibrated(rho)
+        return self._widened(point, lo, hi, rho, level)
+
+    def _warn_uncalibrated(self, rho: np.ndarray) -> None:
+        """Warn when rows lie ``rho`` (n, n_scales) past the fitted range farther than ``calibrated_reach_``."""
+        beyond = self._beyond_reach(rho)
+        if beyond.any():
+            k = int(np.argmax(beyond.sum(axis=0)))
+            warnings.warn(
+                f"{type(self).__name__}: {int(beyond.any(axis=1).sum())} of {len(rho)} rows lie past the fitted "
+                f"{self.scale_names[k]} farther than its held-out-scale calibration was checked (up to "
+                f"{np.exp(self.calibrated_reach_[k]):.3g}x past a cut; these lie up to "
+                f"{np.exp(rho[:, k].max()):.3g}x past the fitted maximum): their intervals extend the error's growth past anything "
+                "measured and are not calibrated (see calibrated()).", UserWarning, stacklevel=3)
 
     def _widened(self, point, lo, hi, rho, level: float) -> tuple[np.ndarray, np.ndarray]:
         """Interval ``(lo, hi)`` around ``point`` (n,) widened, for rows lying ``rho`` (n, n_scales)
@@ -366,16 +386,10 @@ class Law(RegressorMixin, BaseEstimator):
         names, transforms, lower, upper = self._resolved_spec()
         r_in, multiplicative = self._residuals()
         q_in = np.quantile(np.abs(r_in), level)
-        S, used = self._scales(Z), w > 0
-        slopes = np.full(S.shape[1], np.nan)
-        for k in range(S.shape[1]):
+        slopes = np.full(len(self.calibrated_reach_), np.nan)
+        for k in range(len(slopes)):
             ratios = []
-            log_s = np.log(S[:, k])
-            values = np.unique(np.round(log_s[used], 2))  # values within 1% are one value
-            for cut in np.unique(values[(len(values) * np.array([4, 5, 6, 7]) // 8).clip(0, len(values) - 2)]):
-                inside, past = used & (log_s <= cut + 0.005), used & (log_s > cut + 0.005)
-                if inside.sum() <= free.sum():
-                    continue
+            for inside, past in self._cuts(k):
                 idx = np.flatnonzero(inside)
                 starts = np.array(self._starts(self._take(Z, idx), y[idx]), dtype=float, ndmin=2)
                 starts[:, ~free] = self._theta()[~free]  # the refit starts from its data, never from the full fit
@@ -395,6 +409,44 @@ class Law(RegressorMixin, BaseEstimator):
         slopes[~np.isfinite(slopes)] = known.max() if known.size else 0.0
         self._slopes[level] = slopes
         return slopes
+
+    def _cuts(self, k: int):
+        """Masks ``(inside, past)`` over the training rows for each held-out-scale cut along scale
+        ``k``: the rows up to a cut at 1/2, 5/8, 3/4 and 7/8 of the distinct values (within 1% one
+        value), and those past it; a cut must leave more rows inside than free parameters."""
+        Z, _, w, free = self._train
+        used, log_s = w > 0, np.log(self._scales(Z)[:, k])
+        values = np.unique(np.round(log_s[used], 2))
+        for cut in np.unique(values[(len(values) * np.array([4, 5, 6, 7]) // 8).clip(0, len(values) - 2)]):
+            inside, past = used & (log_s <= cut + 0.005), used & (log_s > cut + 0.005)
+            if inside.sum() > free.sum():
+                yield inside, past
+
+    def _reach(self) -> np.ndarray:
+        """``calibrated_reach_``: along each scale, the largest distance past a cut at which a
+        held-out-scale refit was checked (0 where no cut calibrates), shape (n_scales,)."""
+        Z = self._train[0]
+        S = self._scales(Z)
+        reach = np.zeros(0 if S is None else S.shape[1])
+        for k in range(reach.size):
+            for inside, past in self._cuts(k):
+                if past.any():
+                    rho = self._distance(self._take(Z, np.flatnonzero(past)), fitted=inside)[:, k]
+                    reach[k] = max(reach[k], float(rho.max()))
+        return reach
+
+    def calibrated(self, X: npt.ArrayLike) -> np.ndarray:
+        """Whether each row's interval rests on measured errors, shape (n_samples,): True inside
+        the fitted range and up to ``calibrated_reach_`` past it along every scale (as far as the
+        held-out-scale refits were checked), False farther out, where :meth:`predict_interval`
+        carries the error's growth past anything measured (in ``benchmarks/coverage.py`` such
+        intervals held far less than their level)."""
+        return ~self._beyond_reach(self.extrapolation(X)).any(axis=1)
+
+    def _beyond_reach(self, rho: np.ndarray) -> np.ndarray:
+        """Mask (n, n_scales) of distances ``rho`` past the fitted range farther than ``calibrated_reach_``."""
+        reach = getattr(self, "calibrated_reach_", np.zeros(rho.shape[1]))  # from_params: no fitted range
+        return rho > reach * (1 + 1e-9)
 
     def _residuals(self) -> tuple[np.ndarray, bool]:
         """:func:`fit_residuals` of the fit on its training points (those of non-zero weight)."""

@@ -161,6 +161,7 @@ class PowerLaw(Law):
     """
 
     columns = ("n",)
+    scale_names = ("n",)
 
     def _spec(self):
         return [("a", "log", _POS), ("b", "log", (0.0, 10.0)), ("c", "log", _POS)]
@@ -199,6 +200,7 @@ class Chinchilla(Law):
     """
 
     columns = ("N", "D")
+    scale_names = ("parameters N", "tokens D")
 
     def _spec(self):
         return list(_CHINCHILLA_SPEC)
@@ -236,6 +238,8 @@ class _FixedBase(Law):
 
     def _fixed(self):
         return {} if self.base is None else {k: float(self.base[k]) for k in CHINCHILLA_KEYS}
+
+    scale_names = ("parameters N", "tokens D", "epochs D/U")
 
     def _scales(self, Z):  # columns N, D, U: parameters, tokens and epochs D / U
         return np.column_stack([Z[:, 0], Z[:, 1], Z[:, 1] / Z[:, 2]])

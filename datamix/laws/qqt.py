@@ -243,6 +243,8 @@ class QualityQuantity(Law):
     def _take(Z, idx):
         return tuple(z[idx] for z in Z)
 
+    scale_names = ("samples seen", "epochs over the pool")
+
     def _scales(self, Z):  # samples seen and epochs over the pool
         return np.column_stack([Z[1], Z[1] / Z[2]])
 

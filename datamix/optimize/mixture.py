@@ -361,6 +361,7 @@ class MixtureOptimizer:
             epochs = np.minimum(epochs, E)
         predicted = float(predictor.predict(p, T, q=q) if obj.q_aware else predictor.predict(p, T))
         interval = _interval(predictor, p, T, q, obj.q_aware, self.level)
+        calibrated = getattr(predictor, "calibrated", None)
         buy = {n: int(kept[i]) for i, n in enumerate(names) if prob.priced[i]}
         keep_n = {n: int(kept[i]) for i, n in enumerate(names)}  # 0 for unused sources: no cut-off (NaN)
         thresholds = score_thresholds(keep_n, scores or {})
@@ -382,6 +383,9 @@ class MixtureOptimizer:
             "prices": {n: float(prob.prices[i]) for i, n in enumerate(names) if prob.priced[i]},
             "optimised_keep_fractions": [n for n, f in zip(names, prob.free) if f],
             "law_params": {str(k): float(v) for k, v in params.items()} if isinstance(params, Mapping) else None,
+            # the interval rests on measured errors (None: the predictor cannot tell)
+            "interval_calibrated": (bool(calibrated(p, T, q=q) if obj.q_aware else calibrated(p, T))
+                                    if calibrated is not None else None),
             "inputs": fingerprint(np.array(names, dtype=object), U, prob.prices, prob.lo, prob.hi, prob.free,
                                   prob.q_fixed, np.array([T, E, prob.budget])),
             "scores": {n: fingerprint(s) for n, s in (scores or {}).items()},

@@ -51,6 +51,20 @@ def _solve(Zs: np.ndarray, y: np.ndarray, alpha: float, n: int):
     return A_inv @ (Zs.T @ y), Zs @ A_inv @ Zs.T
 
 
+def _loo_residuals(Zs, yc, fitted, h, alpha: float, n: int) -> np.ndarray:
+    """Leave-one-out residuals ``y_i - ŷ_{-i}``: ``(y_i - ŷ_i) / (1 - h_ii)`` (exact for ridge with
+    its penalty held), and for a point the fit passes through with leverage ~1 (an interpolating
+    design: more columns than points), where that is 0/0, a refit without it."""
+    loo = (yc - fitted) / np.maximum(1.0 - h, 1e-6)
+    for i in np.flatnonzero(1.0 - h < 1e-6):
+        keep = np.arange(len(yc)) != i
+        Zo, yo = Zs[keep], yc[keep]
+        zm, ym = Zo.mean(axis=0), yo.mean()
+        w, _ = _solve(Zo - zm, yo - ym, alpha, n)
+        loo[i] = yc[i] - (ym + (Zs[i] - zm) @ w)
+    return loo
+
+
 def fit_ridge(Z: np.ndarray, y: np.ndarray, *, alpha: float | str = "auto", alphas: np.ndarray = ALPHAS) -> RidgeFit:
     """Ridge fit of ``y`` on ``Z`` with an unpenalised intercept.
 
@@ -87,7 +101,7 @@ def fit_ridge(Z: np.ndarray, y: np.ndarray, *, alpha: float | str = "auto", alph
             w, H = _solve(Zs, yc, a, n)
         h = np.diag(H) + 1.0 / n
         fitted = Zs @ w
-        loo = (yc - fitted) / np.clip(1.0 - h, 1e-6, None)
+        loo = _loo_residuals(Zs, yc, fitted, h, a, n)
         err = float(np.mean(loo**2))
         if best is None or err < best[0] - 1e-15:
             best = (err, a, w, loo, yc - fitted, float(h.sum()))

@@ -450,6 +450,20 @@ class TwoStagePredictor(BaseEstimator):
                 self._boot.append(fits)
         return self._boot
 
+    @property
+    def calibrated_size_(self) -> float:
+        """The largest size whose interval rests on a measured error: the largest revealed size
+        times the step the held-out size check extrapolated (the largest size predicted from the
+        smaller ones, ``sizes_[-1] / sizes_[-2]``, with three or more sizes; no step with fewer)."""
+        s = self.sizes_
+        return float(s[-1] * (s[-1] / s[-2] if len(s) >= 3 else 1.0))
+
+    def calibrated(self, p, N) -> bool:
+        """Whether :meth:`predict_interval` at size ``N`` rests on a measured error (``N`` up to
+        :attr:`calibrated_size_`); farther out the interval holds the fit's spread at the revealed
+        sizes but nothing measured the extrapolation's error."""
+        return bool(self._check_input(p, N)[1] <= self.calibrated_size_ * (1 + 1e-9))
+
     def predict_interval(self, p, N, level: float = 0.9) -> tuple[float, float]:
         r"""Prediction interval of one new measurement of mixture ``p`` at size ``N``.
 

@@ -148,6 +148,11 @@ class DistinctSamples(BaseEstimator):
         u, _ = self._distinct(p, N)
         return self.predictor.predict_interval(u / u.sum(), u.sum(), level=level)
 
+    def calibrated(self, p, N) -> bool:
+        """The predictor's ``calibrated`` at the distinct samples bought."""
+        u, _ = self._distinct(p, N)
+        return self.predictor.calibrated(u / u.sum(), u.sum())
+
     def _dx(self, p, N) -> np.ndarray:
         """d predict / d x_i, x = p N the samples bought, shape (n_sources,)."""
         u, du = self._distinct(p, N)

@@ -480,6 +480,12 @@ class QualityPredictor(BaseEstimator):
                               "S": Q[used] * np.array([self.sizes_[self.sources_[i]] for i in used])})
         return self.law_.extrapolation(frame).max(axis=0, keepdims=True)
 
+    def calibrated(self, p, N, q=None) -> bool:
+        """Whether :meth:`predict_interval` at ``(p, N, q)`` rests on measured errors: no farther past
+        the pool runs than the law's held-out-scale calibration was checked
+        (:meth:`~datamix.laws.base.Law.calibrated`)."""
+        return not self.law_._beyond_reach(self.extrapolation(p, N, q)).any()
+
     def predict_interval(self, p, N, q=None, level: float = 0.9) -> tuple[float, float]:
         """Prediction interval: the law's bootstrap refits, each spread by the model's own errors
         (:func:`~datamix.laws.base.calibrated_interval`, in the law's error space) — the law's

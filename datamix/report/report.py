@@ -163,6 +163,9 @@ def write_report(out_dir: str | os.PathLike, plan, *, figures: Mapping | None = 
     better = {True: "; higher is better", False: "; lower is better"}.get(prov.get("greater_is_better"), "")
     headline = (f"Predicted metric: {_fmt(plan.predicted)} ({int(round(level * 100))}% interval "
                 f"{_fmt(lo)} – {_fmt(hi)}){better}")
+    if prov.get("interval_calibrated") is False:
+        headline += (" — the interval is not calibrated: the plan lies past its runs farther than the law's "
+                     "error was checked")
     sections_html = [f"<h1>{html.escape(title)}</h1>"]
     sections_md = [f"# {title}", ""]
     for note in notes:

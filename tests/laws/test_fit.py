@@ -1,5 +1,7 @@
 """The shared fitting machinery: robust loss, transforms, multi-start L-BFGS-B, weights, bootstrap."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
@@ -233,3 +235,20 @@ def test_interval_past_the_fitted_range_covers_a_misfit_that_grows_with_the_dist
         before.append(np.mean((lo0 <= y) & (y <= hi0)))
         np.testing.assert_allclose(law.extrapolation(q)[:, 0], np.log(q / 1e4))
     assert 0.8 <= np.mean(covered) <= 1.0 and np.mean(before) <= 0.1, (covered, before)  # observed 0.9 and 0.04
+
+
+def test_rows_past_where_the_held_out_scale_calibration_was_checked_are_flagged_and_warned():
+    """Known answer: 24 points on n = 10..1e4 (24 distinct values) are cut at their 12th, 15th,
+    18th and 21st values; the farthest check is from the first cut (n[12]) to 1e4, so the
+    calibration reaches 1e4 / n[12] = 27.2x past the fitted maximum. Rows up to there are
+    calibrated; farther ones are not, and predict_interval says so."""
+    n = np.geomspace(10, 1e4, 24)
+    law = PowerLaw(n_bootstrap=5, seed=0).fit(n, 2 * n ** -0.3 + 0.1)
+    np.testing.assert_allclose(law.calibrated_reach_, [np.log(1e4 / n[12])])
+    q = np.array([50.0, 2e4, 2.7e5, 2.8e5, 1e6])
+    np.testing.assert_array_equal(law.calibrated(q), [True, True, True, False, False])
+    with pytest.warns(UserWarning, match=r"PowerLaw: 2 of 5 rows lie past the fitted n .*27.2x past a cut.*100x past"):
+        law.predict_interval(q)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        law.predict_interval(q[:3])  # all calibrated: silent

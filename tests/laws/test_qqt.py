@@ -186,6 +186,10 @@ def test_mixture_intervals_widen_past_the_pool_runs(rng):
     far = pred.extrapolation([0.5, 0.0, 0.5], 4e6)  # hi: 2e6 seen (its runs: 6.2e5), 20 passes of 1e5
     n_max, e_max = df[train].n.max(), (df[train].n / df[train].S).max()
     np.testing.assert_allclose(far, [[np.log(2e6 / n_max), np.log(20 / e_max)]], rtol=1e-9)
+    reach = law.calibrated_reach_  # the farthest held-out-scale check, per scale
+    assert pred.calibrated([0.0, 0.0, 1.0], 5e5)
+    assert pred.calibrated([0.5, 0.0, 0.5], 4e6) == bool((far[0] <= reach).all())
+    assert not pred.calibrated([0.5, 0.0, 0.5], 4e7)  # 20x past the runs' samples seen
     widths = []
     for N in (5e5, 4e6, 4e7):
         lo, hi = pred.predict_interval([0.5, 0.0, 0.5], N)

@@ -94,6 +94,11 @@ def test_the_real_check_is_measured_and_reported(done):
     for v in ver.values():
         assert 0 < v["measured"] <= 1 and 0 < v["predicted"] <= 1
         assert v["seen"] == pytest.approx(4000, abs=5) and v["unique"] <= v["seen"]
+        assert isinstance(v["interval_calibrated"], bool) and v["interval"][0] <= v["predicted"] <= v["interval"][1]
+    # the plan repeats no source past the passes its pool runs measured: its interval is calibrated
+    assert ver["plan"]["interval_calibrated"] is True and metrics["plan"]["provenance"]["interval_calibrated"] is True
+    report = (out / "report.md").read_text()
+    assert ("not calibrated" in report) == (not all(v["interval_calibrated"] for v in ver.values()))
     assert ver["uniform"]["keep_fractions"] == dict.fromkeys(ver["uniform"]["keep_fractions"], 1.0)
     assert ver["unfiltered"]["ratios"] == pytest.approx(ver["plan"]["ratios"])
     check = metrics["check"]

@@ -8,7 +8,7 @@ import yaml
 from datamix.config import ConfigError, parse_config
 from datamix.data.bundled import load_scenario
 from datamix.run import RunDir
-from pipelines.purchase import PurchaseConfig, run
+from pipelines.purchase import PurchaseConfig, _alternatives, run
 
 SMALL = {"budget": 150.0, "sources": ["clean", "noisy_labels", "corrupted"], "sizes": [20, 40, 80], "n_mixtures": 5,
          "trainer": {"model": "logistic"}, "predictor": {"n_bootstrap": 10}, "max_iter": 15, "verify": True}
@@ -58,6 +58,12 @@ def test_purchase_pipeline_end_to_end(tmp_path):
     assert metrics["decision"] in report and "cheapest_first" in report and "only corrupted" in report
     for point in metrics["compared"].values():  # every alternative has an interval holding its prediction
         assert point["interval"][0] <= point["predicted"] <= point["interval"][1]
+    # calibrated up to the largest revealed size times the held-out size check's step (sizes 20, 40, 80)
+    assert metrics["predictor"]["calibrated_size"] == 160.0
+    flags = {k: v["interval_calibrated"] for k, v in metrics["compared"].items()}
+    assert flags == {k: v["size"] <= 160 for k, v in metrics["compared"].items()}  # every offer distinct here
+    assert flags["only clean"] and not flags["only noisy_labels"]  # 150 samples, 750
+    assert "interval calibrated" in report
 
 
 def test_purchase_stages_stop_where_asked_and_reuse_the_runs(tmp_path):
@@ -145,6 +151,16 @@ def test_owned_data_is_used_in_full_and_every_alternative_is_compared(tmp_path):
     decision = metrics["decision"]
     assert "owned data alone" in decision
     assert decision.startswith(("no purchase is clearly worth its price", "buy {"))
+
+
+def test_the_alternatives_split_the_budget_among_the_offers_and_keep_owned_data_in_full():
+    """Known answer: 100 to spend, owned data (price 0) and two offers at 1.0 and 0.5 per sample."""
+    alt = _alternatives(["own", "a", "b"], {"own": 0.0, "a": 1.0, "b": 0.5}, {"own": 10, "a": 1000, "b": 150}, 100.0)
+    assert alt == {"buy nothing": {"own": 10, "a": 0, "b": 0},
+                   "cheapest_first": {"own": 10, "a": 25, "b": 150},   # b first: 150 for 75, then 25 of a
+                   "even_spend": {"own": 10, "a": 50, "b": 100},       # 50 to each offer
+                   "only a": {"own": 10, "a": 100, "b": 0},
+                   "only b": {"own": 10, "a": 0, "b": 150}}            # all of b costs 75
 
 
 def test_an_offer_of_copies_is_predicted_at_its_distinct_samples(tmp_path, caplog):
