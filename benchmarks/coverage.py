@@ -10,13 +10,14 @@ measure, the share of held-out measurements inside the interval with its 90% Clo
 range (few points: 6 of 6 inside is consistent with 90%), and the median width (relative to the
 prediction), next to the parameter bootstrap alone (what the intervals were at first):
 
-- data-constrained runs (datablations, C4 and OSCAR): ``DataConstrained`` fitted on runs of <= 7
-  epochs, intervals for the 14- and 44-epoch runs; and fitted on every other run, intervals for the
-  rest (interpolation);
+- data-constrained runs (datablations, C4 and OSCAR): ``DataConstrained`` and ``RepetitionPenalty``
+  fitted on runs of <= 7 epochs, intervals for the 14- and 44-epoch runs; and ``DataConstrained``
+  fitted on every other run, intervals for the rest (interpolation);
 - the 182 published data-constrained runs (Muennighoff et al. 2023): fitted on those of <= 4
   epochs, intervals for the 125 with more;
 - RegMix: a ``MixingLaw`` fitted on the 512 training mixtures of 1M-parameter runs, intervals for
-  the 256 test mixtures at 1M;
+  the 256 test mixtures at 1M; and at 1B, fitted on 3/4 of the 1B test mixtures, intervals for
+  the other quarter, over 4 folds;
 - curate / purchase runs: the verify stage's measured mixtures against the intervals the run
   predicted, read from the ``metrics.json`` of run directories given with ``--runs`` (e.g. after
   ``datamix run configs/quickstart.yaml --out runs/quickstart``).
@@ -36,8 +37,9 @@ import numpy as np
 from laws_data import datablations_182, datablations_curves, parse_args, regmix, table
 from scipy.stats import binomtest
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import KFold
 
-from datamix.laws import DataConstrained, MixingLaw
+from datamix.laws import DataConstrained, MixingLaw, RepetitionPenalty
 
 LEVEL = 0.9
 COLS = ["N", "D", "U"]
@@ -59,16 +61,22 @@ def _rows(case: str, inside: np.ndarray, width: np.ndarray, calibrated: np.ndarr
     return rows
 
 
-def _law_rows(case: str, law, X, y) -> list[list]:
-    """Coverage and median relative width of the calibrated interval and of the bootstrap alone."""
+def _law_points(law, X, y) -> tuple[np.ndarray, ...]:
+    """Per held-out point: inside the calibrated interval, its relative width, calibrated, inside the
+    bootstrap-only interval and its relative width."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # rows past the calibration: counted apart below
         lo, hi = law.predict_interval(X, level=LEVEL)
     pred = law.predict(X)
     boot = np.array([type(law).from_params(p, **_hyper(law)).predict(np.asarray(X)) for p in law.bootstrap_params()])
     b_lo, b_hi = np.quantile(boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
-    return _rows(case, (lo <= y) & (y <= hi), (hi - lo) / pred, law.calibrated(X),
-                 [100 * ((b_lo <= y) & (y <= b_hi)).mean(), 100 * np.median((b_hi - b_lo) / pred)])
+    return (lo <= y) & (y <= hi), (hi - lo) / pred, law.calibrated(X), (b_lo <= y) & (y <= b_hi), (b_hi - b_lo) / pred
+
+
+def _law_rows(case: str, points: tuple[np.ndarray, ...]) -> list[list]:
+    """Rows of a case from :func:`_law_points` (of one fit, or concatenated over folds)."""
+    inside, width, calibrated, b_inside, b_width = points
+    return _rows(case, inside, width, calibrated, [100 * b_inside.mean(), 100 * np.median(b_width)])
 
 
 def _hyper(law) -> dict:
@@ -87,20 +95,26 @@ def law_cases(ref: Path) -> list[list]:
     for data in ("c4", "oscar"):
         runs = finals[finals.data == data].sort_values(["N", "epochs"]).reset_index(drop=True)
         train, test = runs[runs.epochs <= 7], runs[runs.epochs >= 14]
-        law = _fit(DataConstrained(n_bootstrap=20, seed=0), train[COLS], train.loss)
-        rows += _law_rows(f"data-constrained {data}, held-out 14-44 epochs", law, test[COLS], test.loss.to_numpy())
+        for law in (DataConstrained(n_bootstrap=20, seed=0), RepetitionPenalty(n_bootstrap=20, seed=0)):
+            _fit(law, train[COLS], train.loss)
+            rows += _law_rows(f"{data}, held-out 14-44 epochs, {type(law).__name__}",
+                              _law_points(law, test[COLS], test.loss.to_numpy()))
         even = runs.index % 2 == 0
         law = _fit(DataConstrained(n_bootstrap=20, seed=0), runs[even][COLS], runs[even].loss)
-        rows += _law_rows(f"data-constrained {data}, every other run held out", law, runs[~even][COLS],
-                          runs[~even].loss.to_numpy())
+        rows += _law_rows(f"{data}, every other run held out, DataConstrained",
+                          _law_points(law, runs[~even][COLS], runs[~even].loss.to_numpy()))
     X, y = datablations_182(ref)
     few = (X.D / X.U <= 4 * 1.01).to_numpy()
     law = _fit(DataConstrained(n_bootstrap=20, seed=0), X[few], y[few])
-    rows += _law_rows("data-constrained, 182 published runs, > 4 epochs from <= 4", law, X[~few], y[~few])
+    rows += _law_rows("182 published runs, > 4 epochs from <= 4, DataConstrained", _law_points(law, X[~few], y[~few]))
     X_train, y_train = regmix(ref, "train", "1m")
     X_test, y_test = regmix(ref, "test", "1m")
     law = _fit(MixingLaw(n_bootstrap=20, seed=0), X_train, y_train)
-    rows += _law_rows("RegMix 1M, 256 test mixtures", law, X_test, y_test)
+    rows += _law_rows("RegMix 1M, 256 test mixtures", _law_points(law, X_test, y_test))
+    X, y = regmix(ref, "test", "1B")
+    folds = [_law_points(_fit(MixingLaw(n_bootstrap=20, seed=0), X.iloc[fit], y[fit]), X.iloc[held], y[held])
+             for fit, held in KFold(4, shuffle=True, random_state=0).split(X)]
+    rows += _law_rows(f"RegMix 1B, {len(y)} test mixtures, 4-fold", tuple(map(np.concatenate, zip(*folds))))
     return rows
 
 

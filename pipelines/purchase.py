@@ -426,6 +426,7 @@ def run(cfg, run_dir, *, progress: bool = True, until: str | None = None) -> dic
                     "extrapolation": predictor.extrapolation_, "trainer": trainer.signature, "distinct": distinct,
                     "size": choice.size, "cost": round(choice.cost, 6), "budget": pcfg.budget, "level": pcfg.level,
                     "greater_is_better": predictor.greater_is_better,
+                    "interval_calibrated": points["plan"]["interval_calibrated"],
                     "stage1": {str(N): {"coef": f.coef.tolist(), "intercept": f.intercept, "alpha": f.alpha}
                                for N, f in predictor.stage1_.items()}},
     )

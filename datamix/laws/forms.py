@@ -244,6 +244,12 @@ class _FixedBase(Law):
     def _scales(self, Z):  # columns N, D, U: parameters, tokens and epochs D / U
         return np.column_stack([Z[:, 0], Z[:, 1], Z[:, 1] / Z[:, 2]])
 
+    _epochs_scale = 2
+
+    def _repetition_extremes(self, Z):  # D tokens all unique; or the first min(D, U) alone
+        N, D, U = Z.T
+        return np.column_stack([N, D, np.maximum(U, D)]), np.column_stack([N, np.minimum(D, U), U])
+
 
 class DataConstrained(_FixedBase):
     """Data-constrained law of Muennighoff et al. (2023): Chinchilla on effective data and parameters.

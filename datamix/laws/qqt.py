@@ -248,6 +248,12 @@ class QualityQuantity(Law):
     def _scales(self, Z):  # samples seen and epochs over the pool
         return np.column_stack([Z[1], Z[1] / Z[2]])
 
+    _epochs_scale = 1
+
+    def _repetition_extremes(self, Z):  # n samples all from a pool that large; or one pass of the pool
+        idx, n, S = Z
+        return (idx, n, np.maximum(S, n)), (idx, np.minimum(n, S), S)
+
     def _init_from_params(self, params):
         self.pools_ = [k[2:-1] for k in params if k.startswith("b[") and k.endswith("]")]
         self.pool_sizes_ = {}

@@ -398,17 +398,21 @@ class QualityPredictor(BaseEstimator):
             Tau[i, :len(names)] = torch.tensor([params[f"tau[{x}]"] for x in names], dtype=_DT)
         return {"sizes": self._t["sizes"], "shares": self._t["shares"], "b": B, "tau": Tau}
 
-    def predict_torch(self, p: torch.Tensor, N: float, q: torch.Tensor | None = None, *, params=None) -> torch.Tensor:
+    def predict_torch(self, p: torch.Tensor, N: float, q: torch.Tensor | None = None, *, params=None,
+                      sizes: torch.Tensor | None = None) -> torch.Tensor:
         """Prediction as a torch tensor, differentiable in ``p`` and ``q`` (shape (n_batch,) for 2-D input).
 
         No input checks: ``p`` rows on the simplex, ``q`` in (0, 1], ``N >= 1``; ``params`` replaces
-        the law's parameters (e.g. a bootstrap refit).
+        the law's parameters (e.g. a bootstrap refit), ``sizes`` (n_sources,) the unique samples of
+        the sources (what if a source were larger).
         """
         check_is_fitted(self)
         squeeze = p.dim() == 1
         p2 = p[None, :] if squeeze else p
         q2 = torch.ones_like(p2) if q is None else (q[None, :] if q.dim() == 1 else q)
         t = self._t if params is None else self._tensors_for(params)
+        if sizes is not None:
+            t = {**t, "sizes": sizes}
         P = self.params_ if params is None else params
         if self.nested:
             t = _nested_pool(q2, t)
@@ -473,11 +477,13 @@ class QualityPredictor(BaseEstimator):
         runs along its scales (samples seen of a source, epochs over its kept data), the largest
         over the sources it uses: see :meth:`~datamix.laws.base.Law.extrapolation`; shape
         (1, n_scales), zeros inside the runs' range."""
-        P, N, Q = self._inputs(p, N, q)
-        P, Q = P.numpy().reshape(-1), Q.numpy().reshape(-1)
+        return self._extrapolation(*self._inputs(p, N, q), self._t["sizes"])
+
+    def _extrapolation(self, P: torch.Tensor, N: float, Q: torch.Tensor, sizes: torch.Tensor) -> np.ndarray:
+        P, Q, sizes = P.numpy().reshape(-1), Q.numpy().reshape(-1), sizes.numpy()
         used = np.flatnonzero(P > 0)
         frame = pd.DataFrame({"pool": [self._pool_names[i][0] for i in used], "n": P[used] * N,
-                              "S": Q[used] * np.array([self.sizes_[self.sources_[i]] for i in used])})
+                              "S": Q[used] * sizes[used]})
         return self.law_.extrapolation(frame).max(axis=0, keepdims=True)
 
     def calibrated(self, p, N, q=None) -> bool:
@@ -493,8 +499,11 @@ class QualityPredictor(BaseEstimator):
         (both signs) for a mixture when the interaction term is fitted, plus the pool runs' residuals
         where ``N`` is not a size the mixtures were run at — so that it covers the model's error and
         not only its parameters', and widened past the runs' range as the law's
-        own intervals are (:meth:`extrapolation`); always contains :meth:`predict`. Needs a law
-        fitted on data: (nan, nan) for one made with ``from_params``.
+        own intervals are (:meth:`extrapolation`); a mixture repeating a source more than the
+        law's calibration reached also spans the same training with every repeat fresh (sources
+        as large as what is drawn from them) and its first pass alone (each source drawn from at
+        most once), as :meth:`~datamix.laws.base.Law.predict_interval` does. Always contains
+        :meth:`predict`. Needs a law fitted on data: (nan, nan) for one made with ``from_params``.
         """
         if not 0 < level < 1:
             raise ValueError(f"level={level!r} must be in (0, 1)")
@@ -504,12 +513,23 @@ class QualityPredictor(BaseEstimator):
         thetas = _bootstrap_params(self.law_)
         if thetas is None:
             return float("nan"), float("nan")
+        lo, hi = self._error_interval(P, N, Q, self._t["sizes"], thetas, level)
+        point = self.predict(p, N, q)
+        if self.output != "accuracy":
+            return float(lo), float(hi)
+        # an accuracy lies in [0, 1] (the point stays inside even where the law's error passes 1)
+        return min(max(1.0 - float(hi), 0.0), point), max(min(1.0 - float(lo), 1.0), point)
+
+    def _error_interval(self, P, N: float, Q, sizes, thetas, level: float, envelope: bool = True) -> tuple[float, float]:
+        """:meth:`predict_interval` in the law's error space, for sources of ``sizes`` unique samples
+        (with the repetition envelope when ``envelope``)."""
         from datamix.laws.base import calibrated_interval
 
         with torch.no_grad():
-            vals = np.array([float(self.predict_torch(P, N, Q, params=t)) for t in thetas])
-        point = self.predict(p, N, q)
+            vals = np.array([float(self.predict_torch(P, N, Q, params=t, sizes=sizes)) for t in thetas])
+            point = float(self.predict_torch(P, N, Q, sizes=sizes))
         flip = self.output == "accuracy"  # the law models the error, 1 - accuracy
+        point = max(point, 0.0) if flip else point  # as predict(): no accuracy below 0
         r, multiplicative = self.law_._residuals()
         err = np.array([1.0 - point if flip else point])
         if self.mixture_residuals_.size and int((P > 0).sum()) >= 2:
@@ -521,11 +541,18 @@ class QualityPredictor(BaseEstimator):
             r = m if measured else (m[:, None] + r[None, :]).reshape(-1)
         lo, hi = calibrated_interval((1.0 - vals if flip else vals)[:, None], err, r, level,
                                      multiplicative=multiplicative)
-        lo, hi = self.law_._widened(err, lo, hi, self.extrapolation(p, N, q), level)
-        if not flip:
-            return float(lo[0]), float(hi[0])
-        # an accuracy lies in [0, 1] (the point stays inside even where the law's error passes 1)
-        return min(max(1.0 - float(hi[0]), 0.0), point), max(min(1.0 - float(lo[0]), 1.0), point)
+        rho = self._extrapolation(P, N, Q, sizes)
+        lo, hi = self.law_._widened(err, lo, hi, rho, level)
+        lo, hi = float(lo[0]), float(hi[0])
+        k = self.law_._epochs_scale
+        if envelope and k is not None and self.law_._beyond_reach(rho)[0, k]:
+            drawn = P * N                                    # samples drawn from each source
+            fresh = torch.maximum(sizes, drawn / Q)          # every source as large as what is drawn
+            lo = min(lo, self._error_interval(P, N, Q, fresh, thetas, level, envelope=False)[0])
+            once = torch.minimum(drawn, Q * sizes)           # each source drawn from at most once
+            hi = max(hi, self._error_interval(once / once.sum(), float(once.sum()), Q, sizes, thetas, level,
+                                              envelope=False)[1])
+        return lo, hi
 
 
 def _nested_pool(q: torch.Tensor, t: dict) -> dict:

@@ -164,8 +164,8 @@ def write_report(out_dir: str | os.PathLike, plan, *, figures: Mapping | None = 
     headline = (f"Predicted metric: {_fmt(plan.predicted)} ({int(round(level * 100))}% interval "
                 f"{_fmt(lo)} – {_fmt(hi)}){better}")
     if prov.get("interval_calibrated") is False:
-        headline += (" — the interval is not calibrated: the plan lies past its runs farther than the law's "
-                     "error was checked")
+        headline += (" — the interval is not calibrated: the plan lies farther past the measured runs than "
+                     "the prediction's error was checked")
     sections_html = [f"<h1>{html.escape(title)}</h1>"]
     sections_md = [f"# {title}", ""]
     for note in notes:

@@ -1,5 +1,7 @@
 """PowerLaw, Chinchilla, DataConstrained, RepetitionPenalty: planted parameters and published data."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -156,3 +158,44 @@ def test_repetition_beyond_the_published_law(datablations_finals, dataset, publi
     pred = pd.Series(ours.predict(test[cols]), index=test.index)
     for _, g in test.groupby("N"):
         assert pred[g.index[g.epochs == 44]].iloc[0] > pred[g.index[g.epochs == 14]].iloc[0] + 0.1
+
+
+
+def test_past_the_calibrated_epochs_the_interval_spans_repetition_worth_nothing_to_fresh_data(datablations_182):
+    """Fitted on the published runs of <= 4 epochs, the law cannot know what the 8th or 9000th
+    epoch is worth (it puts R_D* at 5.7 against 15.4 fitted on all runs). Past the epochs its
+    calibration reached, a row's interval holds those of the same training on fresh data (U = D)
+    and of its first pass alone (D = U); the 125 runs of 5-9000 epochs then fall inside 95% of
+    the time (35% with the distance-grown interval alone)."""
+    X, y = datablations_182
+    few = (X.D / X.U <= 4 * 1.01).to_numpy()
+    law = DataConstrained(n_bootstrap=10, seed=0).fit(X[few], y[few])
+    test, y_test = X[~few].reset_index(drop=True), y[~few]
+    with pytest.warns(UserWarning, match="span repetition worth nothing to repetition as good as fresh data"):
+        lo, hi = law.predict_interval(test)
+    inside = (lo <= y_test) & (y_test <= hi)
+    assert 0.85 <= inside.mean() <= 0.99  # observed 0.952
+    past = law.extrapolation(test)[:, 2] > law.calibrated_reach_[2]
+    assert past.sum() >= 100  # observed 114
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fresh_lo = law.predict_interval(test.assign(U=test.D))[0]
+        once_hi = law.predict_interval(test.assign(D=np.minimum(test.D, test.U)))[1]
+    assert np.all(lo[past] <= fresh_lo[past]) and np.all(hi[past] >= once_hi[past])
+    assert inside[past].mean() > 0.85  # observed 0.947
+
+
+def test_a_law_fitted_on_less_than_one_epoch_bounds_repetition_too(rng):
+    """Fitted only on runs that see part of their data (0.1-0.15 epochs), every repeated row lies past
+    the calibration, and so do its one-epoch extremes: the interval is still their envelope."""
+    X = repetition_grid(np.array([0.1, 0.12, 0.15]))
+    law = DataConstrained(n_bootstrap=5, seed=0).fit(X, noisy(data_constrained_loss(
+        X.N, X.D, X.U, **CHIN, R_D_star=15.0, R_N_star=5.0).to_numpy(), rng))
+    q = pd.DataFrame({"N": [1e9], "D": [1e11], "U": [1e10]})
+    with pytest.warns(UserWarning, match="span repetition worth nothing"):
+        lo, hi = law.predict_interval(q)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert lo[0] <= law.predict_interval(q.assign(U=q.D))[0][0]
+        assert hi[0] >= law.predict_interval(q.assign(D=q.U))[1][0]
+    assert lo[0] <= law.predict(q)[0] <= hi[0]

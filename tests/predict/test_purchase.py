@@ -64,6 +64,8 @@ def test_purchase_pipeline_end_to_end(tmp_path):
     assert flags == {k: v["size"] <= 160 for k, v in metrics["compared"].items()}  # every offer distinct here
     assert flags["only clean"] and not flags["only noisy_labels"]  # 150 samples, 750
     assert "interval calibrated" in report
+    assert metrics["plan"]["provenance"]["interval_calibrated"] is flags["plan"]  # the headline says it when not
+    assert ("the interval is not calibrated" in report) is not flags["plan"]
 
 
 def test_purchase_stages_stop_where_asked_and_reuse_the_runs(tmp_path):
