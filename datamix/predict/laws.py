@@ -514,10 +514,10 @@ class QualityPredictor(BaseEstimator):
         if thetas is None:
             return float("nan"), float("nan")
         lo, hi = self._error_interval(P, N, Q, self._t["sizes"], thetas, level)
-        point = self.predict(p, N, q)
         if self.output != "accuracy":
             return float(lo), float(hi)
         # an accuracy lies in [0, 1] (the point stays inside even where the law's error passes 1)
+        point = self.predict(p, N, q)
         return min(max(1.0 - float(hi), 0.0), point), max(min(1.0 - float(lo), 1.0), point)
 
     def _error_interval(self, P, N: float, Q, sizes, thetas, level: float, envelope: bool = True) -> tuple[float, float]:
